@@ -37,7 +37,7 @@ class ErrorKind(StrEnum):
     """What a person (or the panel) can do about an error."""
 
     CONFIG = "config"
-    SECRET = "secret"
+    SECRET = "secret"  # noqa: S105 - an error kind, not a password
     DRIVER_MISSING = "driver_missing"
     DSN_MISSING = "dsn_missing"
     LOGIN_FAILED = "login_failed"
@@ -179,7 +179,10 @@ class QueryTimeoutError(PmsError):
     """A query ran longer than its timeout and was cancelled."""
 
     kind = ErrorKind.TIMEOUT
-    default_fix = "The PMS database is busy or slow; the bridge will retry. Raise pms.query_timeout_seconds if it persists."
+    default_fix = (
+        "The PMS database is busy or slow; the bridge will retry. "
+        "Raise pms.query_timeout_seconds if it persists."
+    )
 
 
 class ReadOnlyViolationError(PmsError):
