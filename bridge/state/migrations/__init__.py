@@ -1,0 +1,1 @@
+"""Alembic migrations of the local state store (numbered, applied at open)."""
