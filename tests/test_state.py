@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 
 from bridge.errors import StateError
 from bridge.state import head_revision, open_state
-from bridge.state.models import Base, MetaValue
+from bridge.state.models import Base, EngineRun, MetaValue
 
 
 def test_new_store_is_migrated_to_head_with_wal_and_full_sync(tmp_path: Path) -> None:
@@ -66,16 +66,18 @@ def test_constraint_violation_surfaces_as_state_error(tmp_path: Path) -> None:
 
 
 def test_naive_datetimes_are_refused(tmp_path: Path) -> None:
-    from bridge.state.models import EngineRun
-
     store = open_state(tmp_path / "state.sqlite3")
     try:
         with pytest.raises((StateError, ValueError)), store.write() as session:
-            now = datetime.now()  # noqa: DTZ005 - deliberately naive
-            session.add(EngineRun(pid=1, version="x", started_at=now, heartbeat_at=now, state="running"))
+            now = datetime.now()  # deliberately naive
+            session.add(
+                EngineRun(pid=1, version="x", started_at=now, heartbeat_at=now, state="running")
+            )
         with store.write() as session:
             aware = datetime.now(UTC)
-            session.add(EngineRun(pid=1, version="x", started_at=aware, heartbeat_at=aware, state="running"))
+            session.add(
+                EngineRun(pid=1, version="x", started_at=aware, heartbeat_at=aware, state="running")
+            )
         with store.read() as session:
             row = session.scalars(select(EngineRun)).one()
         assert row.started_at.tzinfo is UTC
@@ -107,7 +109,9 @@ def test_only_one_process_may_hold_the_writer_lock(tmp_path: Path) -> None:
             "print('held' if s.writer_lock_held_elsewhere() else 'free')\n"
             "try:\n    s.acquire_writer_lock()\nexcept StateError as e:\n    print('refused')\n"
         )
-        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        )
         assert out.stdout.split() == ["held", "refused"]
     finally:
         store.close()
