@@ -1,0 +1,1 @@
+"""Packaged PMS profiles (one TOML file per PMS)."""
