@@ -71,7 +71,7 @@ def to_id(value: object) -> Canonical:
 
 
 def to_ref(value: object) -> Canonical:
-    if value is None or value == 0 or value == "0" or value == "":
+    if value is None or value in (0, "0", ""):
         return None
     return to_id(value)
 
