@@ -1,7 +1,7 @@
 """Where the bridge keeps its files.
 
 Defaults come from platformdirs with ``multipath=False`` and the *site*
-directories on Windows (``C:\\ProgramData\\DentalPmsBridge``) because the
+directories on Windows (``C:\\ProgramData\\DentalPmsBridge\\{config,data,logs}``) because the
 engine runs as a service with no user profile; elsewhere the user
 directories are used (``~/.local/share/dental-pms-bridge``). The environment
 variable ``BRIDGE_HOME`` overrides everything and puts config, data and logs
@@ -18,7 +18,6 @@ from pathlib import Path
 import platformdirs
 
 APP_NAME = "DentalPmsBridge" if sys.platform == "win32" else "dental-pms-bridge"
-APP_AUTHOR = "DentalPmsBridge"
 
 
 @dataclass(frozen=True)
@@ -50,13 +49,12 @@ def default_paths() -> BridgePaths:
         root = Path(home).expanduser().resolve()
         return BridgePaths(root / "config", root / "data", root / "logs")
     if sys.platform == "win32":
-        return BridgePaths(
-            Path(platformdirs.site_config_dir(APP_NAME, APP_AUTHOR)),
-            Path(platformdirs.site_data_dir(APP_NAME, APP_AUTHOR)),
-            Path(platformdirs.site_data_dir(APP_NAME, APP_AUTHOR)) / "logs",
-        )
+        # appauthor=False: otherwise platformdirs nests the name twice
+        # (C:\ProgramData\DentalPmsBridge\DentalPmsBridge).
+        root = Path(platformdirs.site_data_dir(APP_NAME, appauthor=False))
+        return BridgePaths(root / "config", root / "data", root / "logs")
     return BridgePaths(
-        Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR)),
-        Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR)),
-        Path(platformdirs.user_log_dir(APP_NAME, APP_AUTHOR)),
+        Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
+        Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
+        Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)),
     )
