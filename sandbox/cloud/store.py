@@ -1,0 +1,276 @@
+"""Change batches, the mirror, the change log and heartbeats.
+
+Idempotency: :meth:`ChangeStore.apply_batch` runs in one write transaction
+that first looks the ``(agent_id, batch_id)`` up. A batch already recorded is
+answered with its original counts and ``duplicate=True`` and applies nothing;
+since SQLite admits one writer at a time, two racing copies of a batch are
+serialised and the second sees the first (the primary key is the backstop).
+The same batch id with a different body is a 409.
+
+Ordering: within a batch, changes apply in list order. A change updates the
+mirror row of its ``(agent_id, entity, key)`` only when its version is
+greater in the shortlex order of
+:func:`~sandbox.cloud.validation.version_key`; otherwise it is ``stale``.
+Every change, applied or stale, is appended to the change log with its batch
+and arrival time, so tests can prove what was applied, once, in which order.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from sandbox.cloud.db import Database
+from sandbox.cloud.models import (
+    BatchRecord,
+    HeartbeatRecord,
+    JsonObject,
+    LogEntry,
+    MirrorRow,
+    Outcome,
+)
+from sandbox.cloud.validation import Change, ChangeBatch, version_key
+from sandbox.cloud.wire import ApiError
+
+Clock = Callable[[], str]
+
+
+class ChangeStore:
+    """Thread-safe; every method is one transaction."""
+
+    def __init__(self, db: Database, now: Clock) -> None:
+        self._db = db
+        self._now = now
+
+    def apply_batch(
+        self, batch: ChangeBatch, *, body_sha256: str, body_bytes: int
+    ) -> tuple[BatchRecord, bool]:
+        """Record and apply ``batch`` once; returns its record and whether it was a duplicate."""
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT * FROM batches WHERE agent_id = ? AND batch_id = ?",
+                (batch.agent_id, batch.batch_id),
+            ).fetchone()
+            if row is not None:
+                return self._duplicate(conn, batch, row, body_sha256), True
+            received_at = self._now()
+            applied = 0
+            for position, change in enumerate(batch.changes):
+                outcome = self._apply(conn, batch, change, received_at)
+                applied += outcome == "applied"
+                conn.execute(
+                    "INSERT INTO change_log (agent_id, batch_id, seq, position, entity, key, op,"
+                    " version, observed_at, data, outcome, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        batch.agent_id,
+                        batch.batch_id,
+                        batch.seq,
+                        position,
+                        change.entity,
+                        change.key,
+                        change.op,
+                        change.version,
+                        change.observed_at,
+                        _dump(change.data),
+                        outcome,
+                        received_at,
+                    ),
+                )
+            record = BatchRecord(
+                agent_id=batch.agent_id,
+                batch_id=batch.batch_id,
+                seq=batch.seq,
+                received_at=received_at,
+                changes=len(batch.changes),
+                applied=applied,
+                stale=len(batch.changes) - applied,
+                body_bytes=body_bytes,
+                duplicates=0,
+            )
+            conn.execute(
+                "INSERT INTO batches (agent_id, batch_id, seq, body_sha256, received_at, changes,"
+                " applied, stale, body_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.agent_id,
+                    record.batch_id,
+                    record.seq,
+                    body_sha256,
+                    record.received_at,
+                    record.changes,
+                    record.applied,
+                    record.stale,
+                    record.body_bytes,
+                ),
+            )
+        return record, False
+
+    def _duplicate(
+        self, conn: sqlite3.Connection, batch: ChangeBatch, row: Any, body_sha256: str
+    ) -> BatchRecord:
+        record = _batch(row)
+        if row["body_sha256"] != body_sha256:
+            raise ApiError(
+                409,
+                "idempotency_key_reused",
+                f"batch_id: {batch.batch_id!r} was already used for a different batch",
+                field="batch_id",
+            )
+        conn.execute(
+            "UPDATE batches SET duplicates = duplicates + 1 WHERE agent_id = ? AND batch_id = ?",
+            (batch.agent_id, batch.batch_id),
+        )
+        return record
+
+    def _apply(
+        self, conn: sqlite3.Connection, batch: ChangeBatch, change: Change, now: str
+    ) -> Outcome:
+        current = conn.execute(
+            "SELECT version FROM mirror WHERE agent_id = ? AND entity = ? AND key = ?",
+            (batch.agent_id, change.entity, change.key),
+        ).fetchone()
+        if current is not None and version_key(change.version) <= version_key(current[0]):
+            return "stale"
+        conn.execute(
+            "INSERT INTO mirror (agent_id, entity, key, version, observed_at, data, deleted,"
+            " batch_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (agent_id, entity, key) DO UPDATE SET version = excluded.version,"
+            " observed_at = excluded.observed_at, data = excluded.data,"
+            " deleted = excluded.deleted, batch_id = excluded.batch_id,"
+            " updated_at = excluded.updated_at",
+            (
+                batch.agent_id,
+                change.entity,
+                change.key,
+                change.version,
+                change.observed_at,
+                _dump(change.data if change.op == "upsert" else None),
+                int(change.op == "delete"),
+                batch.batch_id,
+                now,
+            ),
+        )
+        return "applied"
+
+    def mirror(self, agent_id: str, entity: str) -> dict[str, MirrorRow]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM mirror WHERE agent_id = ? AND entity = ? ORDER BY key",
+                (agent_id, entity),
+            ).fetchall()
+        return {
+            row["key"]: MirrorRow(
+                key=row["key"],
+                data=_load(row["data"]),
+                version=row["version"],
+                deleted=bool(row["deleted"]),
+                observed_at=row["observed_at"],
+                batch_id=row["batch_id"],
+                updated_at=row["updated_at"],
+            )
+            for row in rows
+        }
+
+    def change_log(self, **filters: str | None) -> list[LogEntry]:
+        """The log in arrival order, filtered by ``agent_id``, ``entity``, ``key``, ``batch_id``."""
+        where, args = _where(filters)
+        with self._db.read() as conn:
+            rows = conn.execute(f"SELECT * FROM change_log{where} ORDER BY id", args).fetchall()
+        return [
+            LogEntry(**{**dict(row), "data": _load(row["data"])})  # columns are the fields
+            for row in rows
+        ]
+
+    def batches(self, agent_id: str | None) -> list[BatchRecord]:
+        where, args = _where({"agent_id": agent_id})
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT * FROM batches{where} ORDER BY received_at, seq", args
+            ).fetchall()
+        return [_batch(row) for row in rows]
+
+    def record_heartbeat(self, agent_id: str, body: JsonObject) -> HeartbeatRecord:
+        record = HeartbeatRecord(agent_id=agent_id, received_at=self._now(), body=body)
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO heartbeats (agent_id, received_at, body) VALUES (?, ?, ?)",
+                (agent_id, record.received_at, json.dumps(body)),
+            )
+        return record
+
+    def heartbeats(self, agent_id: str, *, latest: bool = False) -> list[HeartbeatRecord]:
+        """The agent's heartbeats, oldest first (only the newest with ``latest``)."""
+        query = "SELECT * FROM heartbeats WHERE agent_id = ? ORDER BY id"
+        if latest:
+            query = "SELECT * FROM heartbeats WHERE agent_id = ? ORDER BY id DESC LIMIT 1"
+        with self._db.read() as conn:
+            rows = conn.execute(query, (agent_id,)).fetchall()
+        return [
+            HeartbeatRecord(row["agent_id"], row["received_at"], json.loads(row["body"]))
+            for row in rows
+        ]
+
+    def totals(self) -> dict[str, int]:
+        """Counts for :class:`~sandbox.cloud.models.Stats`, from the database."""
+        with self._db.read() as conn:
+            batches = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(duplicates), 0), COALESCE(SUM(changes), 0),"
+                " COALESCE(SUM(applied), 0), COALESCE(SUM(stale), 0),"
+                " COALESCE(SUM(body_bytes), 0) FROM batches"
+            ).fetchone()
+            inbox = conn.execute(
+                "SELECT COUNT(*), COUNT(*) - COUNT(r.item_id) FROM inbox"
+                " LEFT JOIN results r ON r.item_id = inbox.id"
+            ).fetchone()
+            results = conn.execute("SELECT COUNT(*) FROM results").fetchone()
+            files = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM files").fetchone()
+            heartbeats = conn.execute("SELECT COUNT(*) FROM heartbeats").fetchone()
+        return {
+            "batches": batches[0],
+            "duplicate_batches": batches[1],
+            "changes_received": batches[2],
+            "changes_applied": batches[3],
+            "changes_stale": batches[4],
+            "batch_bytes": batches[5],
+            "inbox_items": inbox[0],
+            "inbox_pending": inbox[1],
+            "results": results[0],
+            "files": files[0],
+            "file_bytes": files[1],
+            "heartbeats": heartbeats[0],
+        }
+
+
+def _batch(row: Any) -> BatchRecord:
+    return BatchRecord(
+        agent_id=row["agent_id"],
+        batch_id=row["batch_id"],
+        seq=row["seq"],
+        received_at=row["received_at"],
+        changes=row["changes"],
+        applied=row["applied"],
+        stale=row["stale"],
+        body_bytes=row["body_bytes"],
+        duplicates=row["duplicates"],
+    )
+
+
+def _where(filters: dict[str, str | None]) -> tuple[str, list[str]]:
+    allowed = ("agent_id", "entity", "key", "batch_id")
+    unknown = set(filters) - set(allowed)
+    if unknown:
+        raise ValueError(f"unknown filter: {', '.join(sorted(unknown))}")
+    used = [(name, value) for name, value in filters.items() if value is not None]
+    if not used:
+        return "", []
+    return " WHERE " + " AND ".join(f"{name} = ?" for name, _ in used), [v for _, v in used]
+
+
+def _dump(data: JsonObject | None) -> str | None:
+    return None if data is None else json.dumps(data, ensure_ascii=False)
+
+
+def _load(text: str | None) -> JsonObject | None:
+    return None if text is None else dict(json.loads(text))
