@@ -42,6 +42,7 @@ _CALL = re.compile(r"\s*(?:\(-?\d+\)\s*)*\(SQL\w+\)\s*$")
 _PREFIX = re.compile(r"^(?:\[[^\]]*\]\s*)+")
 
 # MariaDB / MySQL native error numbers.
+_ACCOUNT_LOCKED = 4151  # MariaDB ER_ACCOUNT_HAS_BEEN_LOCKED
 _LOGIN = {1045, 1044, 1698, 1862, 18456}  # 18456: SQL Server login failed
 _NO_DATABASE = {1049}
 _UNREACHABLE = {2002, 2003, 2005, 2006, 2013, 2055, 1053, 1927}
@@ -125,6 +126,12 @@ def connect_error(
         if missing is not None:
             return DriverNotFoundError(missing, installed)
     who = f"user '{user}'" if user else "the configured user"
+    if d.native == _ACCOUNT_LOCKED:
+        return LoginFailedError(
+            f"the database login ({who}) is locked ({d.brief})",
+            fix="Ask the database administrator to unlock the bridge's login "
+            "(ALTER USER ... ACCOUNT UNLOCK).",
+        )
     if d.sqlstate == "28000" or d.native in _LOGIN:
         if d.native == 1044:
             return LoginFailedError(
