@@ -84,3 +84,64 @@ class ComponentHealth(Base):
     details: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     checked_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
     last_ok_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class SyncCursor(Base):
+    """Where reading one entity stands.
+
+    ``phase`` is ``initial`` (first sync, a keyed scan resuming after
+    ``last_key``) or ``delta`` (change detection after ``watermark``).
+    ``watermark`` is the change column's value as ISO text. Moved only in the
+    same transaction that stores the changes it covers.
+    """
+
+    __tablename__ = "sync_cursor"
+
+    entity: Mapped[str] = mapped_column(String(60), primary_key=True)
+    phase: Mapped[str] = mapped_column(String(10), nullable=False)
+    watermark: Mapped[str | None] = mapped_column(String(40))
+    last_key: Mapped[str | None] = mapped_column(String(100))
+    rows_done: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class RowState(Base):
+    """The content hash of the last version of each row handed to the outbox.
+
+    Used to drop re-read rows that did not change (overlap windows), to find
+    deletes in snapshot diffs, and for reconciliation checksums.
+    """
+
+    __tablename__ = "row_state"
+
+    entity: Mapped[str] = mapped_column(String(60), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(32), nullable=False)
+    version: Mapped[str] = mapped_column(String(40), nullable=False)
+    deleted: Mapped[bool] = mapped_column(nullable=False, default=False)
+
+
+class OutboxChange(Base):
+    """One change waiting for the cloud's acknowledgement.
+
+    ``seq`` orders everything; ``batch_id`` is set when the change is put into
+    a batch, and the batch is then re-sent as recorded until acknowledged (a
+    rebuilt batch keeps its idempotency key). Acknowledged rows are deleted.
+    """
+
+    __tablename__ = "outbox"
+    # AUTOINCREMENT: a seq is never reused, even after the outbox drains.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy reads it
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(String(60), nullable=False)
+    key: Mapped[str] = mapped_column(String(100), nullable=False)
+    op: Mapped[str] = mapped_column(String(10), nullable=False)
+    version: Mapped[str] = mapped_column(String(40), nullable=False)
+    observed_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    batch_id: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -19,6 +19,7 @@ Contracts:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.errors import StateError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Alembic narrates every start-up at INFO; support staff need only problems.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 BUSY_TIMEOUT_MS = 10_000
 
 

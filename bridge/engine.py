@@ -1,0 +1,177 @@
+"""The engine: what ``bridge run`` (and the Windows service) executes.
+
+It claims the local state (one engine per state file), records a run with a
+heartbeat, and supervises one loop per concern. Today's loops:
+
+* ``heartbeat`` refreshes the run's heartbeat so ``bridge status`` can tell
+  a running engine from a dead one;
+* ``pms-watch`` keeps a connection to the PMS, checks the profile's tables
+  once per connection, pings the database on a cadence and records the PMS
+  component's health; on failure it reconnects with capped, jittered backoff.
+
+The read path, the inbox and the folder watchers join as further loops.
+:meth:`Engine.run` returns after ``stop`` is set and every loop has ended;
+the run is then marked stopped. A crash of the whole process leaves the run
+without a stop time and its heartbeat goes stale, which status reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from bridge import __version__
+from bridge.backoff import Backoff
+from bridge.config import Settings
+from bridge.errors import BridgeError, PmsError
+from bridge.health import Health, record_health
+from bridge.pms.odbc import PmsConnection
+from bridge.pms.profile import Profile
+from bridge.pms.source import connect_pms
+from bridge.secrets import SecretStore
+from bridge.state import StateStore
+from bridge.state.models import EngineRun
+from bridge.supervisor import LoopSpec, Supervisor
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+PMS_PING_SECONDS = 15.0
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        store: StateStore,
+        secret_store: SecretStore,
+        profile: Profile,
+        *,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        pms_ping_seconds: float = PMS_PING_SECONDS,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.secret_store = secret_store
+        self.profile = profile
+        self.heartbeat_seconds = heartbeat_seconds
+        self.pms_ping_seconds = pms_ping_seconds
+        self._run_id: int | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set. Raises StateError if another engine runs."""
+        self.store.acquire_writer_lock()
+        self._run_id = self._start_run()
+        log.info("engine started", extra={"version": __version__, "profile": self.profile.name})
+        supervisor = Supervisor(
+            [
+                LoopSpec("heartbeat", self._heartbeat_loop),
+                LoopSpec("pms-watch", self._pms_watch_loop),
+            ],
+            stop,
+            on_crash=self._report_crash,
+        )
+        try:
+            supervisor.run()
+        finally:
+            self._finish_run()
+            log.info("engine stopped")
+
+    # -- run bookkeeping -------------------------------------------------
+
+    def _start_run(self) -> int:
+        now = datetime.now(UTC)
+        with self.store.write() as session:
+            for stale in session.scalars(select(EngineRun).where(EngineRun.stopped_at.is_(None))):
+                stale.state = "crashed"
+                stale.stopped_at = stale.heartbeat_at
+            run = EngineRun(
+                pid=os.getpid(),
+                version=__version__,
+                started_at=now,
+                heartbeat_at=now,
+                state="running",
+            )
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def _finish_run(self) -> None:
+        with self.store.write() as session:
+            run = session.get(EngineRun, self._run_id)
+            if run is not None:
+                run.state = "stopped"
+                run.stopped_at = datetime.now(UTC)
+
+    def _report_crash(self, loop: str, exc: BaseException) -> None:
+        message = f"the {loop} loop crashed ({type(exc).__name__}) and was restarted"
+        record_health(self.store, Health(f"loop:{loop}", "warn", message))
+
+    # -- loops -------------------------------------------------------------
+
+    def _heartbeat_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.heartbeat_seconds):
+            with self.store.write() as session:
+                run = session.get(EngineRun, self._run_id)
+                if run is not None:
+                    run.heartbeat_at = datetime.now(UTC)
+
+    def _pms_watch_loop(self, stop: threading.Event) -> None:
+        backoff = Backoff(base=1.0, cap=60.0)
+        while not stop.is_set():
+            try:
+                conn = self._connect_and_verify()
+            except BridgeError as exc:
+                record_health(self.store, Health.from_error("pms", exc))
+                delay = backoff.next()
+                log.warning(
+                    "PMS not available; retrying",
+                    extra={"kind": exc.kind.value, "retry_in_s": round(delay, 1)},
+                )
+                stop.wait(delay)
+                continue
+            backoff.reset()
+            try:
+                self._ping_until_failure(conn, stop)
+            finally:
+                conn.close()
+
+    def _connect_and_verify(self) -> PmsConnection:
+        conn = connect_pms(self.settings, self.secret_store)
+        try:
+            problems: list[PmsError] = []
+            for label, table, columns in self.profile.table_requirements():
+                problems.extend(conn.check_entity(label, table, columns))
+            if problems:
+                raise problems[0]
+        except BaseException:
+            conn.close()
+            raise
+        log.info("PMS connected", extra={"family": conn.family})
+        return conn
+
+    def _ping_until_failure(self, conn: PmsConnection, stop: threading.Event) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                list(conn.execute("SELECT 1"))
+            except BridgeError as exc:
+                record_health(self.store, Health.from_error("pms", exc))
+                log.warning("PMS connection lost", extra={"kind": exc.kind.value})
+                return
+            latency_ms = round((time.monotonic() - started) * 1000, 1)
+            record_health(
+                self.store,
+                Health(
+                    "pms",
+                    "ok",
+                    f"connected to the {self.profile.profile.title} database ({conn.family})",
+                    details={"latency_ms": latency_ms, "entities": len(self.profile.entities)},
+                ),
+            )
+            stop.wait(self.pms_ping_seconds)
