@@ -18,6 +18,7 @@ start-up with the entity and field named.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import cache
 from importlib import resources
@@ -71,10 +72,22 @@ class FieldSpec(_Strict):
         return self
 
 
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class _Readable(_Strict):
     table: str
     key: tuple[str, ...] = Field(min_length=1)
     fields: dict[str, FieldSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _plain_identifiers(self) -> _Readable:
+        # Names are written into SQL: only plain identifiers are accepted.
+        names = [self.table, *self.key, *(f.column for f in self.fields.values())]
+        bad = [n for n in names if not _IDENTIFIER.match(n)]
+        if bad:
+            raise ValueError(f"not plain SQL identifiers: {bad}")
+        return self
 
     def field_columns(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(f.column for f in self.fields.values()))

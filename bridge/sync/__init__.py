@@ -1,0 +1,1 @@
+"""Reading the PMS: canonical records, change detection, first sync, outbox."""
