@@ -1,0 +1,288 @@
+"""The durable outbox between change detection and the uplink.
+
+Contracts:
+
+* **Same transaction.** :meth:`Outbox.stage` and :meth:`Outbox.stage_delete`
+  write into the caller's session; the detector moves its watermark in that
+  same session, so a crash either keeps both or neither.
+* **Nothing unchanged is sent.** A record whose content hash equals the last
+  staged hash for its key is dropped (overlap windows re-read rows freely).
+* **Per-key order.** Each staged change gets a version larger than any
+  earlier version of its key (milliseconds since the epoch, bumped past the
+  previous one, zero-padded so string order is numeric order); a newer
+  change to a key whose older change is still unbatched replaces it.
+* **Deterministic batches.** :meth:`next_batch` first returns any batch that
+  was formed but not acknowledged, rebuilt exactly (same id, same changes);
+  only then does it form a new one from the oldest changes. A batch id is a
+  hash of the agent id and the batch's sequence numbers, so the same rows
+  always make the same id. :meth:`split` (after HTTP 413) gives the halves
+  ids derived from the parent id.
+* **Never a silent drop.** Past ``max_bytes`` of pending changes, staging
+  raises :class:`OutboxFullError` and writes nothing: the caller keeps its
+  watermark and reports the alert; reading resumes once the cloud drains it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from bridge.errors import StateError
+from bridge.state import StateStore
+from bridge.state.models import OutboxChange, RowState
+from bridge.sync.records import Record
+
+VERSION_DIGITS = 16
+DEFAULT_MAX_BYTES = 512 * 1024**2
+
+
+class OutboxFullError(StateError):
+    """The outbox holds more than its cap; reading pauses until it drains."""
+
+    default_fix = (
+        "The cloud is not accepting changes fast enough (or is unreachable); "
+        "check the cloud connection. Nothing is lost: reading resumes once it drains."
+    )
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    seq: int
+    entity: str
+    key: str
+    op: str
+    version: str
+    observed_at: datetime
+    data: dict[str, object] | None
+
+    def to_wire(self) -> dict[str, object]:
+        return {
+            "entity": self.entity,
+            "op": self.op,
+            "key": self.key,
+            "version": self.version,
+            "observed_at": self.observed_at.isoformat(),
+            "data": self.data,
+        }
+
+
+@dataclass(frozen=True)
+class Batch:
+    batch_id: str
+    changes: tuple[PendingChange, ...]
+
+    @property
+    def seqs(self) -> tuple[int, ...]:
+        return tuple(c.seq for c in self.changes)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    staged: int
+    unchanged: int
+
+
+def _batch_id(agent_id: str, seqs: Iterable[int]) -> str:
+    text = agent_id + ":" + ",".join(str(s) for s in seqs)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: StateStore,
+        agent_id: str,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.agent_id = agent_id
+        self.max_bytes = max_bytes
+        self._clock = clock
+
+    # -- staging (inside the caller's transaction) ---------------------------
+
+    def stage(self, session: Session, records: Iterable[Record]) -> StageResult:
+        self._check_room(session)
+        staged = unchanged = 0
+        for record in records:
+            state = session.get(RowState, (record.entity, record.key))
+            if state is not None and not state.deleted and state.hash == record.hash:
+                unchanged += 1
+                continue
+            self._put(
+                session,
+                entity=record.entity,
+                key=record.key,
+                op="upsert",
+                data=dict(record.data),
+                content_hash=record.hash,
+                state=state,
+            )
+            staged += 1
+        return StageResult(staged, unchanged)
+
+    def stage_delete(self, session: Session, entity: str, keys: Iterable[str]) -> int:
+        self._check_room(session)
+        staged = 0
+        for key in keys:
+            state = session.get(RowState, (entity, key))
+            if state is not None and state.deleted:
+                continue
+            self._put(
+                session,
+                entity=entity,
+                key=key,
+                op="delete",
+                data=None,
+                content_hash="",
+                state=state,
+            )
+            staged += 1
+        return staged
+
+    def _check_room(self, session: Session) -> None:
+        used = session.scalar(select(func.coalesce(func.sum(OutboxChange.size), 0))) or 0
+        if used >= self.max_bytes:
+            raise OutboxFullError(
+                f"the outbox holds {used} bytes of unsent changes (cap {self.max_bytes})"
+            )
+
+    def _put(
+        self,
+        session: Session,
+        *,
+        entity: str,
+        key: str,
+        op: str,
+        data: dict[str, object] | None,
+        content_hash: str,
+        state: RowState | None,
+    ) -> None:
+        now = self._clock()
+        version = self._next_version(now, state.version if state else None)
+        session.execute(
+            delete(OutboxChange).where(
+                OutboxChange.entity == entity,
+                OutboxChange.key == key,
+                OutboxChange.batch_id.is_(None),
+            )
+        )
+        payload = json.dumps(data, sort_keys=True, ensure_ascii=False)
+        session.add(
+            OutboxChange(
+                entity=entity,
+                key=key,
+                op=op,
+                version=version,
+                observed_at=now,
+                payload=payload,
+                size=len(payload.encode()) + len(key) + 64,
+            )
+        )
+        if state is None:
+            session.add(
+                RowState(
+                    entity=entity,
+                    key=key,
+                    hash=content_hash,
+                    version=version,
+                    deleted=op == "delete",
+                )
+            )
+        else:
+            state.hash = content_hash
+            state.version = version
+            state.deleted = op == "delete"
+
+    @staticmethod
+    def _next_version(now: datetime, previous: str | None) -> str:
+        millis = int(now.timestamp() * 1000)
+        if previous is not None and previous.isdigit():
+            millis = max(millis, int(previous) + 1)
+        return f"{millis:0{VERSION_DIGITS}d}"
+
+    # -- batching (the uplink's side) ----------------------------------------
+
+    def next_batch(self, max_changes: int = 500, max_bytes: int = 1024**2) -> Batch | None:
+        with self.store.write() as session:
+            pending_id = session.scalar(
+                select(OutboxChange.batch_id)
+                .where(OutboxChange.batch_id.is_not(None))
+                .order_by(OutboxChange.seq)
+                .limit(1)
+            )
+            if pending_id is not None:
+                return self._load(session, pending_id)
+            rows = session.scalars(
+                select(OutboxChange)
+                .where(OutboxChange.batch_id.is_(None))
+                .order_by(OutboxChange.seq)
+                .limit(max_changes)
+            ).all()
+            chosen: list[OutboxChange] = []
+            size = 0
+            for row in rows:
+                if chosen and size + row.size > max_bytes:
+                    break
+                chosen.append(row)
+                size += row.size
+            if not chosen:
+                return None
+            batch_id = _batch_id(self.agent_id, (r.seq for r in chosen))
+            for row in chosen:
+                row.batch_id = batch_id
+            session.flush()
+            return self._load(session, batch_id)
+
+    def split(self, batch: Batch) -> tuple[Batch, Batch]:
+        """Split a batch the cloud refused as too large (413) into halves."""
+        if len(batch.changes) < 2:
+            raise ValueError("a single change cannot be split")
+        half = len(batch.changes) // 2
+        parts = (batch.seqs[:half], batch.seqs[half:])
+        ids = tuple(
+            hashlib.sha256(f"{batch.batch_id}/{i}".encode()).hexdigest()[:32] for i in (0, 1)
+        )
+        with self.store.write() as session:
+            for part, part_id in zip(parts, ids, strict=True):
+                session.execute(
+                    update(OutboxChange).where(OutboxChange.seq.in_(part)).values(batch_id=part_id)
+                )
+            session.flush()
+            return self._load(session, ids[0]), self._load(session, ids[1])
+
+    def acknowledge(self, batch_id: str) -> int:
+        with self.store.write() as session:
+            result = session.execute(delete(OutboxChange).where(OutboxChange.batch_id == batch_id))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def depth(self) -> tuple[int, int]:
+        """(changes, bytes) waiting for the cloud."""
+        with self.store.read() as session:
+            count, size = session.execute(
+                select(func.count(), func.coalesce(func.sum(OutboxChange.size), 0))
+            ).one()
+        return int(count), int(size)
+
+    @staticmethod
+    def _load(session: Session, batch_id: str) -> Batch:
+        rows = session.scalars(
+            select(OutboxChange).where(OutboxChange.batch_id == batch_id).order_by(OutboxChange.seq)
+        ).all()
+        return Batch(
+            batch_id,
+            tuple(
+                PendingChange(
+                    r.seq, r.entity, r.key, r.op, r.version, r.observed_at, json.loads(r.payload)
+                )
+                for r in rows
+            ),
+        )
