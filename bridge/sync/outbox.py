@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bridge.errors import StateError
@@ -40,6 +41,7 @@ from bridge.sync.records import Record
 
 VERSION_DIGITS = 16
 DEFAULT_MAX_BYTES = 512 * 1024**2
+_IN_CHUNK = 500  # keys per IN (...) list, well under SQLite's variable limit
 
 
 class OutboxFullError(StateError):
@@ -111,42 +113,30 @@ class Outbox:
 
     def stage(self, session: Session, records: Iterable[Record]) -> StageResult:
         self._check_room(session)
+        by_entity: dict[str, dict[str, Record]] = {}
+        for record in records:  # a later record of the same key wins
+            by_entity.setdefault(record.entity, {})[record.key] = record
         staged = unchanged = 0
-        for record in records:
-            state = session.get(RowState, (record.entity, record.key))
-            if state is not None and not state.deleted and state.hash == record.hash:
-                unchanged += 1
-                continue
-            self._put(
-                session,
-                entity=record.entity,
-                key=record.key,
-                op="upsert",
-                data=dict(record.data),
-                content_hash=record.hash,
-                state=state,
-            )
-            staged += 1
+        for entity, latest in by_entity.items():
+            states = self._states(session, entity, list(latest))
+            fresh = []
+            for key, record in latest.items():
+                state = states.get(key)
+                if state is not None and not state[2] and state[0] == record.hash:
+                    unchanged += 1
+                else:
+                    fresh.append((key, "upsert", dict(record.data), record.hash))
+            self._put_many(session, entity, fresh, states)
+            staged += len(fresh)
         return StageResult(staged, unchanged)
 
     def stage_delete(self, session: Session, entity: str, keys: Iterable[str]) -> int:
         self._check_room(session)
-        staged = 0
-        for key in keys:
-            state = session.get(RowState, (entity, key))
-            if state is not None and state.deleted:
-                continue
-            self._put(
-                session,
-                entity=entity,
-                key=key,
-                op="delete",
-                data=None,
-                content_hash="",
-                state=state,
-            )
-            staged += 1
-        return staged
+        wanted = list(dict.fromkeys(keys))
+        states = self._states(session, entity, wanted)
+        gone = [(k, "delete", None, "") for k in wanted if not (k in states and states[k][2])]
+        self._put_many(session, entity, gone, states)
+        return len(gone)
 
     def _check_room(self, session: Session) -> None:
         used = session.scalar(select(func.coalesce(func.sum(OutboxChange.size), 0))) or 0
@@ -155,52 +145,78 @@ class Outbox:
                 f"the outbox holds {used} bytes of unsent changes (cap {self.max_bytes})"
             )
 
-    def _put(
-        self,
-        session: Session,
-        *,
-        entity: str,
-        key: str,
-        op: str,
-        data: dict[str, object] | None,
-        content_hash: str,
-        state: RowState | None,
-    ) -> None:
-        now = self._clock()
-        version = self._next_version(now, state.version if state else None)
-        session.execute(
-            delete(OutboxChange).where(
-                OutboxChange.entity == entity,
-                OutboxChange.key == key,
-                OutboxChange.batch_id.is_(None),
-            )
-        )
-        payload = json.dumps(data, sort_keys=True, ensure_ascii=False)
-        session.add(
-            OutboxChange(
-                entity=entity,
-                key=key,
-                op=op,
-                version=version,
-                observed_at=now,
-                payload=payload,
-                size=len(payload.encode()) + len(key) + 64,
-            )
-        )
-        if state is None:
-            session.add(
-                RowState(
-                    entity=entity,
-                    key=key,
-                    hash=content_hash,
-                    version=version,
-                    deleted=op == "delete",
+    @staticmethod
+    def _states(session: Session, entity: str, keys: list[str]) -> dict[str, tuple[str, str, bool]]:
+        """key -> (hash, version, deleted) for the keys that have a state."""
+        found: dict[str, tuple[str, str, bool]] = {}
+        for start in range(0, len(keys), _IN_CHUNK):
+            part = keys[start : start + _IN_CHUNK]
+            rows = session.execute(
+                select(RowState.key, RowState.hash, RowState.version, RowState.deleted).where(
+                    RowState.entity == entity, RowState.key.in_(part)
                 )
             )
-        else:
-            state.hash = content_hash
-            state.version = version
-            state.deleted = op == "delete"
+            found.update({r.key: (r.hash, r.version, r.deleted) for r in rows})
+        return found
+
+    def _put_many(
+        self,
+        session: Session,
+        entity: str,
+        changes: Sequence[tuple[str, str, Mapping[str, object] | None, str]],
+        states: dict[str, tuple[str, str, bool]],
+    ) -> None:
+        if not changes:
+            return
+        now = self._clock()
+        keys = [key for key, *_ in changes]
+        for start in range(0, len(keys), _IN_CHUNK):
+            session.execute(
+                delete(OutboxChange).where(
+                    OutboxChange.entity == entity,
+                    OutboxChange.key.in_(keys[start : start + _IN_CHUNK]),
+                    OutboxChange.batch_id.is_(None),
+                )
+            )
+        outbox_rows = []
+        state_rows = []
+        for key, op, data, content_hash in changes:
+            previous = states.get(key)
+            version = self._next_version(now, previous[1] if previous else None)
+            payload = json.dumps(data, sort_keys=True, ensure_ascii=False)
+            outbox_rows.append(
+                {
+                    "entity": entity,
+                    "key": key,
+                    "op": op,
+                    "version": version,
+                    "observed_at": now,
+                    "payload": payload,
+                    "size": len(payload.encode()) + len(key) + 64,
+                }
+            )
+            state_rows.append(
+                {
+                    "entity": entity,
+                    "key": key,
+                    "hash": content_hash,
+                    "version": version,
+                    "deleted": op == "delete",
+                }
+            )
+        session.execute(insert(OutboxChange), outbox_rows)
+        upsert = sqlite_insert(RowState)
+        session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[RowState.entity, RowState.key],
+                set_={
+                    "hash": upsert.excluded.hash,
+                    "version": upsert.excluded.version,
+                    "deleted": upsert.excluded.deleted,
+                },
+            ),
+            state_rows,
+        )
 
     @staticmethod
     def _next_version(now: datetime, previous: str | None) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -86,7 +86,7 @@ class RecordReader:
         params: Sequence[object] = (),
         *,
         page_size: int | None = 10_000,
-    ) -> Iterator[Record]:
+    ) -> Generator[Record, None, None]:
         """Stream the entity's records in key order (see module doc)."""
         rows = conn.stream(
             self.select(condition),
