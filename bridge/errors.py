@@ -18,7 +18,12 @@ callers above that boundary catch only these classes::
     │   ├── ReadOnlyViolationError  a write was attempted on a read session
     │   └── BadValueError           one value in one row could not be read
     ├── StateError                  local SQLite store (disk full, corrupt, lock)
-    ├── CloudError                  the cloud API (reserved for the uplink)
+    ├── CloudError                  the cloud API (``retryable`` says whether to try again)
+    │   ├── CloudAuthError          token missing/rejected (401) or not for this agent (403)
+    │   ├── CloudTlsError           certificate not verified or pinned key mismatch
+    │   ├── CloudUnavailableError   5xx, 429, connection lost: retryable (``retry_after``)
+    │   └── CloudRejectedError      400/404/409/415/422: not retryable unchanged
+    │       └── BatchTooLargeError  413: split the batch (``limits`` from the cloud)
     └── BookingError                write-back pipeline (reserved for bookings)
 
 Each error carries a :class:`ErrorKind` that a user interface can act on (for
@@ -49,6 +54,8 @@ class ErrorKind(StrEnum):
     PMS = "pms"
     STATE = "state"
     CLOUD = "cloud"
+    CLOUD_AUTH = "cloud_auth"
+    CLOUD_TLS = "cloud_tls"
     BOOKING = "booking"
 
 
@@ -221,9 +228,99 @@ class StateError(BridgeError):
 
 
 class CloudError(BridgeError):
-    """The cloud API refused or failed a request."""
+    """The cloud API refused or failed a request.
+
+    ``retryable`` tells the caller whether the same request may be sent again
+    (every write is idempotent); ``status`` is the HTTP status, if any.
+    """
 
     kind = ErrorKind.CLOUD
+    retryable: bool = False
+
+    def __init__(self, message: str, *, status: int | None = None, fix: str | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.status = status
+
+
+class CloudAuthError(CloudError):
+    """The cloud did not accept the agent token (401) or the token may not act
+    for the configured agent id (403). Not retryable until the token changes."""
+
+    kind = ErrorKind.CLOUD_AUTH
+    default_fix = (
+        "Store the agent token issued by the cloud with 'bridge secret set cloud-token' and "
+        "check cloud.agent_id."
+    )
+
+
+class CloudTlsError(CloudError):
+    """The cloud's certificate could not be verified, or its public key does not
+    match the configured pin. Not retryable: someone must check the network."""
+
+    kind = ErrorKind.CLOUD_TLS
+    default_fix = (
+        "Check cloud.url and cloud.ca_bundle; a proxy that intercepts HTTPS must be told to "
+        "let the cloud's address through."
+    )
+
+
+class CloudUnavailableError(CloudError):
+    """The cloud failed or asked to back off (5xx, 429), or the connection was
+    lost. Retryable; ``retry_after`` is the wait in seconds the cloud asked for."""
+
+    retryable = True
+    default_fix = "The bridge retries by itself; check the internet connection if it persists."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        fix: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, fix=fix)
+        self.retry_after = retry_after
+
+
+class CloudRejectedError(CloudError):
+    """The cloud rejected the request itself (400, 404, 409, 415, 422, ...):
+    sending it again unchanged would fail again. ``code`` and ``field`` come
+    from the cloud's error body; the message never repeats payload data."""
+
+    default_fix = "Report this as a bug, with the support bundle."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        field: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, fix=fix)
+        self.code = code
+        self.field = field
+
+
+class BatchTooLargeError(CloudRejectedError):
+    """413: the batch (or body) is above the cloud's caps; split it and resend.
+    ``max_changes`` and ``max_body_bytes`` are the cloud's limits, if it said."""
+
+    default_fix = "The bridge splits the batch by itself."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        max_changes: int | None = None,
+        max_body_bytes: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, status=413, code=code)
+        self.max_changes = max_changes
+        self.max_body_bytes = max_body_bytes
 
 
 class BookingError(BridgeError):
