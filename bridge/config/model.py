@@ -253,8 +253,9 @@ class Cloud(_Section):
     )
     ca_bundle: Path | None = Field(
         default=None,
-        description="PEM file of CA certificates to trust instead of the system ones "
-        "(pinned CA). A relative path is relative to this file.",
+        description="PEM file of extra CA certificates to trust in addition to the system "
+        "ones (for a private CA or a TLS-inspecting proxy). A relative path is relative to "
+        "this file.",
         examples=["cloud-ca.pem"],
     )
     proxy: str | None = Field(
