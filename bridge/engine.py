@@ -7,9 +7,12 @@ heartbeat, and supervises one loop per concern. Today's loops:
   a running engine from a dead one;
 * ``pms-watch`` keeps a connection to the PMS, checks the profile's tables
   once per connection, pings the database on a cadence and records the PMS
-  component's health; on failure it reconnects with capped, jittered backoff.
+  component's health; on failure it reconnects with capped, jittered backoff;
+* ``pms-sync`` reads every profile entity into the durable outbox (first
+  sync, then deltas) and ``uplink`` pushes the outbox to the cloud
+  (:mod:`bridge.sync.loops`).
 
-The read path, the inbox and the folder watchers join as further loops.
+The inbox and the folder watchers join as further loops.
 :meth:`Engine.run` returns after ``stop`` is set and every loop has ended;
 the run is then marked stopped. A crash of the whole process leaves the run
 without a stop time and its heartbeat goes stale, which status reports.
@@ -37,6 +40,8 @@ from bridge.secrets import SecretStore
 from bridge.state import StateStore
 from bridge.state.models import EngineRun
 from bridge.supervisor import LoopSpec, Supervisor
+from bridge.sync.loops import PmsSyncLoop, UplinkLoop
+from bridge.sync.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ class Engine:
         *,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         pms_ping_seconds: float = PMS_PING_SECONDS,
+        realtime_seconds: float | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -61,6 +67,7 @@ class Engine:
         self.profile = profile
         self.heartbeat_seconds = heartbeat_seconds
         self.pms_ping_seconds = pms_ping_seconds
+        self.realtime_seconds = realtime_seconds
         self._run_id: int | None = None
 
     def run(self, stop: threading.Event) -> None:
@@ -68,10 +75,24 @@ class Engine:
         self.store.acquire_writer_lock()
         self._run_id = self._start_run()
         log.info("engine started", extra={"version": __version__, "profile": self.profile.name})
+        outbox = Outbox(self.store, self.settings.cloud.agent_id)
+        wake_uplink = threading.Event()
+        sync = PmsSyncLoop(
+            self.settings,
+            self.profile,
+            self.store,
+            self.secret_store,
+            outbox,
+            wake_uplink,
+            realtime_seconds=self.realtime_seconds,
+        )
+        uplink = UplinkLoop(self.settings, self.store, self.secret_store, outbox, wake_uplink)
         supervisor = Supervisor(
             [
                 LoopSpec("heartbeat", self._heartbeat_loop),
                 LoopSpec("pms-watch", self._pms_watch_loop),
+                LoopSpec("pms-sync", sync),
+                LoopSpec("uplink", uplink),
             ],
             stop,
             on_crash=self._report_crash,

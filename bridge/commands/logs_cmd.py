@@ -62,7 +62,7 @@ def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> d
     help="Log folder (default: the bridge's log folder).",
 )  # fmt: skip
 @click.pass_context
-def logs(  # noqa: PLR0917 - click passes every option positionally
+def logs(
     ctx: click.Context,
     lines: int | None,
     follow: bool,

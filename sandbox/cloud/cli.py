@@ -77,7 +77,7 @@ def _tokens(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Write connection details here as JSON once serving.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every request.")
-def cloud(  # noqa: PLR0917 - click passes options positionally
+def cloud(
     db_path: Path,
     files_dir: Path | None,
     host: str,
