@@ -24,7 +24,13 @@ def main() -> None:
 @click.option(
     "--root", type=click.Path(path_type=Path), default=Path("var/demo"), show_default=True
 )
-@click.option("--run-seconds", type=float, default=8.0, show_default=True)
+@click.option(
+    "--run-seconds",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Longest wait for the first sync before the demo edits the diary.",
+)
 def demo(root: Path, run_seconds: float) -> None:
     """Build the sample practice, point the bridge at it and run it."""
     from sandbox.demo import run_demo  # noqa: PLC0415 - keeps 'practice' light

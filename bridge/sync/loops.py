@@ -44,6 +44,8 @@ from bridge.sync.outbox import Batch, Outbox, OutboxFullError
 from bridge.sync.records import RecordReader
 
 log = logging.getLogger(__name__)
+# httpx logs every request at INFO; the uplink reports what matters itself.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 REFUSED_RETRY_SECONDS = 300.0
 
@@ -159,13 +161,15 @@ class UplinkLoop:
         wake: threading.Event,
         *,
         client_factory: Callable[[], CloudClient] | None = None,
-        max_changes: int = 500,
+        max_changes: int = 2_000,
+        max_bytes: int = 4 * 1024**2,
     ) -> None:
         self.settings = settings
         self.store = store
         self.outbox = outbox
         self.wake = wake
         self.max_changes = max_changes
+        self.max_bytes = max_bytes
         self._client_factory = client_factory or (lambda: CloudClient(settings.cloud, secret_store))
 
     def __call__(self, stop: threading.Event) -> None:
@@ -176,7 +180,7 @@ class UplinkLoop:
             raise  # the supervisor retries with backoff
         with client:
             while not stop.is_set():
-                batch = self.outbox.next_batch(max_changes=self.max_changes)
+                batch = self.outbox.next_batch(self.max_changes, self.max_bytes)
                 if batch is None:
                     self.wake.wait(1.0)
                     self.wake.clear()
