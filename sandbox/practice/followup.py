@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from sandbox.practice import names, reference
 from sandbox.practice.dates import NO_DATE, NO_DATETIME, DiarySpan, add_months, stamp
 from sandbox.practice.draw import between
+from sandbox.practice.ledger import PAYMENT_COLUMNS, PAYSPLIT_COLUMNS
 from sandbox.practice.office import Office
 from sandbox.practice.patients import PATIENT, Roster
 from sandbox.practice.rows import Output
@@ -208,37 +209,11 @@ def write_legacy_rows(
     """Converted balances and imported notes with zero dates (see module doc)."""
     add_payment = out.table(
         "payment",
-        (
-            "PayNum",
-            "PayType",
-            "PayDate",
-            "PayAmt",
-            "CheckNum",
-            "PayNote",
-            "IsSplit",
-            "PatNum",
-            "ClinicNum",
-            "DateEntry",
-            "SecUserNumEntry",
-            "SecDateTEdit",
-        ),
+        PAYMENT_COLUMNS,
     )
     add_split = out.table(
         "paysplit",
-        (
-            "SplitNum",
-            "SplitAmt",
-            "PatNum",
-            "ProcDate",
-            "PayNum",
-            "ProvNum",
-            "DatePay",
-            "ProcNum",
-            "DateEntry",
-            "ClinicNum",
-            "SecUserNumEntry",
-            "SecDateTEdit",
-        ),
+        PAYSPLIT_COLUMNS,
     )
     converted = span.start - timedelta(days=rng.randint(400, 900))
     pay_num, split_num = first_pay_num, first_split_num

@@ -74,6 +74,37 @@ CLAIM_AGING = (  # (minimum age in days, status letters weighted)
 Proc = tuple[int, str, str]  # (index into CODES, ToothNum, Surf)
 
 
+# Columns written for payments and their splits (also by followup.py).
+PAYMENT_COLUMNS = (
+    "PayNum",
+    "PayType",
+    "PayDate",
+    "PayAmt",
+    "CheckNum",
+    "PayNote",
+    "IsSplit",
+    "PatNum",
+    "ClinicNum",
+    "DateEntry",
+    "SecUserNumEntry",
+    "SecDateTEdit",
+)
+PAYSPLIT_COLUMNS = (
+    "SplitNum",
+    "SplitAmt",
+    "PatNum",
+    "ProcDate",
+    "PayNum",
+    "ProvNum",
+    "DatePay",
+    "ProcNum",
+    "DateEntry",
+    "ClinicNum",
+    "SecUserNumEntry",
+    "SecDateTEdit",
+)
+
+
 @dataclass(slots=True)
 class Visit:
     """One booked appointment, as the ledger needs it."""
@@ -183,37 +214,11 @@ class Ledger:
         )
         self.add_payment = out.table(
             "payment",
-            (
-                "PayNum",
-                "PayType",
-                "PayDate",
-                "PayAmt",
-                "CheckNum",
-                "PayNote",
-                "IsSplit",
-                "PatNum",
-                "ClinicNum",
-                "DateEntry",
-                "SecUserNumEntry",
-                "SecDateTEdit",
-            ),
+            PAYMENT_COLUMNS,
         )
         self.add_split = out.table(
             "paysplit",
-            (
-                "SplitNum",
-                "SplitAmt",
-                "PatNum",
-                "ProcDate",
-                "PayNum",
-                "ProvNum",
-                "DatePay",
-                "ProcNum",
-                "DateEntry",
-                "ClinicNum",
-                "SecUserNumEntry",
-                "SecDateTEdit",
-            ),
+            PAYSPLIT_COLUMNS,
         )
         self.proc_num = self.claim_num = self.claimproc_num = self.pay_num = self.split_num = 0
         self.pay_types = office.defs[reference.PAYMENT_TYPES]
