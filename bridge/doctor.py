@@ -26,7 +26,7 @@ from bridge.errors import BridgeError, ConfigError, PmsError
 from bridge.paths import BridgePaths
 from bridge.pms.odbc import PmsConnection, installed_drivers
 from bridge.pms.profile import Profile, load_profile
-from bridge.pms.source import configured_driver, connect_pms, server_clock
+from bridge.pms.source import configured_driver, connect_pms, profile_problems, server_clock
 from bridge.secrets import SecretStore
 from bridge.state import head_revision, open_state
 
@@ -165,9 +165,7 @@ def check_read_only(ctx: _Context) -> CheckResult:
 def check_schema(ctx: _Context) -> CheckResult:
     if ctx.conn is None or ctx.profile is None:
         return _skip("profile", "no PMS connection")
-    problems: list[PmsError] = []
-    for label, table, columns in ctx.profile.table_requirements():
-        problems.extend(ctx.conn.check_entity(label, table, columns))
+    problems = profile_problems(ctx.conn, ctx.profile)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return CheckResult("profile", "fail", problems[0].message + more, problems[0].fix)

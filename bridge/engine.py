@@ -31,11 +31,11 @@ from sqlalchemy import select
 from bridge import __version__
 from bridge.backoff import Backoff
 from bridge.config import Settings
-from bridge.errors import BridgeError, PmsError
+from bridge.errors import BridgeError
 from bridge.health import Health, record_health
 from bridge.pms.odbc import PmsConnection
 from bridge.pms.profile import Profile
-from bridge.pms.source import connect_pms
+from bridge.pms.source import connect_pms, profile_problems
 from bridge.secrets import SecretStore
 from bridge.state import StateStore
 from bridge.state.models import EngineRun
@@ -165,9 +165,7 @@ class Engine:
     def _connect_and_verify(self) -> PmsConnection:
         conn = connect_pms(self.settings, self.secret_store)
         try:
-            problems: list[PmsError] = []
-            for label, table, columns in self.profile.table_requirements():
-                problems.extend(conn.check_entity(label, table, columns))
+            problems = profile_problems(conn, self.profile)
             if problems:
                 raise problems[0]
         except BaseException:

@@ -27,7 +27,7 @@ from conftest import (
     MARIADB_PORT,
     mariadb_connection_string,
 )
-from test_odbc_helpers import peak_rss_growth
+from test_odbc_helpers import assert_missing_table_and_column_name_the_entity, peak_rss_growth
 
 from bridge.errors import (
     BadValueError,
@@ -165,34 +165,7 @@ def test_missing_table_and_column_name_the_entity(
         mariadb_database,
         "CREATE TABLE patient (PatNum BIGINT PRIMARY KEY, LName VARCHAR(100)) ENGINE=MyISAM",
     )
-    with pytest.raises(SchemaMismatchError) as table:
-        list(
-            conn.stream(
-                "SELECT * FROM appointment",
-                table="appointment",
-                key_columns=["AptNum"],
-                entity="appointment",
-            )
-        )
-    assert (table.value.entity, table.value.table, table.value.column) == (
-        "appointment",
-        "appointment",
-        None,
-    )
-    with pytest.raises(SchemaMismatchError) as column:
-        list(
-            conn.stream(
-                "SELECT PatNum, SSN FROM patient",
-                table="patient",
-                key_columns=["PatNum"],
-                entity="patient",
-            )
-        )
-    assert (column.value.entity, column.value.table, column.value.column) == (
-        "patient",
-        "patient",
-        "SSN",
-    )
+    assert_missing_table_and_column_name_the_entity(conn)
     with pytest.raises(SchemaMismatchError) as direct:
         conn.execute("SELECT p.Email FROM patient p", entity="patient")
     assert (direct.value.table, direct.value.column) == ("p", "Email")

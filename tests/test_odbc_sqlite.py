@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SQLITE_DRIVER, sqlite_connection_string
-from test_odbc_helpers import peak_rss_growth
+from test_odbc_helpers import assert_missing_table_and_column_name_the_entity, peak_rss_growth
 
 from bridge.errors import (
     BadValueError,
@@ -21,7 +21,6 @@ from bridge.errors import (
     PmsError,
     QueryTimeoutError,
     ReadOnlyViolationError,
-    SchemaMismatchError,
     ServerUnreachableError,
 )
 from bridge.pms.odbc import (
@@ -177,35 +176,7 @@ def test_query_timeout_cancels_through_the_watchdog(db_path: Path) -> None:
 
 
 def test_missing_table_and_column_name_the_entity(conn: PmsConnection) -> None:
-    with pytest.raises(SchemaMismatchError) as table:
-        list(
-            conn.stream(
-                "SELECT * FROM appointment",
-                table="appointment",
-                key_columns=["AptNum"],
-                entity="appointment",
-            )
-        )
-    assert (table.value.entity, table.value.table, table.value.column) == (
-        "appointment",
-        "appointment",
-        None,
-    )
-    with pytest.raises(SchemaMismatchError) as column:
-        list(
-            conn.stream(
-                "SELECT PatNum, SSN FROM patient",
-                table="patient",
-                key_columns=["PatNum"],
-                entity="patient",
-            )
-        )
-    assert (column.value.entity, column.value.table, column.value.column) == (
-        "patient",
-        "patient",
-        "SSN",
-    )
-    assert "SSN" in str(column.value) and "patient" in str(column.value)
+    assert_missing_table_and_column_name_the_entity(conn)
 
 
 def test_catalog_tables_columns_and_entity_checks(conn: PmsConnection) -> None:

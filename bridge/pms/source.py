@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bridge.config import Settings
+from bridge.errors import SchemaMismatchError
 from bridge.pms import odbc_connstr as connstr
 from bridge.pms.odbc import OdbcSettings, PmsConnection, connect, defined_data_sources
+from bridge.pms.profile import Profile
 from bridge.secrets import Secret, SecretStore
 
 
@@ -35,6 +37,14 @@ def odbc_settings_for(settings: Settings, secret_store: SecretStore) -> OdbcSett
 
 def connect_pms(settings: Settings, secret_store: SecretStore) -> PmsConnection:
     return connect(odbc_settings_for(settings, secret_store))
+
+
+def profile_problems(conn: PmsConnection, profile: Profile) -> list[SchemaMismatchError]:
+    """Every table or column the profile reads that the database lacks."""
+    problems: list[SchemaMismatchError] = []
+    for label, table, columns in profile.table_requirements():
+        problems.extend(conn.check_entity(label, table, columns))
+    return problems
 
 
 def configured_driver(settings: Settings) -> str | None:
