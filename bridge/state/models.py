@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Dialect, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, Dialect, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -106,6 +106,10 @@ class SyncCursor(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    # JSON owned by the change strategy (e.g. the patient rolling slice).
+    strategy_state: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    rows_examined: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
 
 class RowState(Base):
@@ -145,3 +149,53 @@ class OutboxChange(Base):
     payload: Mapped[str] = mapped_column(Text, nullable=False)
     size: Mapped[int] = mapped_column(Integer, nullable=False)
     batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class ReconcileRun(Base):
+    """One reconciliation sweep of one entity: what "% in sync" is read from.
+
+    ``trigger`` is ``schedule`` or ``request`` (a cloud ``reconcile.request``
+    or ``bridge reconcile``); ``status`` is ``running``, ``ok`` or ``failed``.
+    """
+
+    __tablename__ = "reconcile_run"
+    __table_args__ = (
+        Index("ix_reconcile_run_entity", "entity", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(String(60), nullable=False)
+    trigger: Mapped[str] = mapped_column(String(20), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(10), nullable=False)
+    rows_pms: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rows_cloud: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rows_matched: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    resent: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    deleted: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    error: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+
+class InboxItem(Base):
+    """A cloud inbox item, stored before anything acts on it.
+
+    ``state``: ``received`` -> ``done`` (handled, result stored) ->
+    result posted (``result_posted_at`` set); ``waiting`` for item types
+    whose handler is not available in this engine (kept, not rejected).
+    ``result`` is the JSON result body, posted idempotently per ``id``.
+    """
+
+    __tablename__ = "inbox_item"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40), nullable=False)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[str] = mapped_column(String(40), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    state: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
+    result: Mapped[str | None] = mapped_column(Text)
+    result_posted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
