@@ -32,6 +32,7 @@ from itertools import islice
 
 from sqlalchemy import select
 
+from bridge.crashpoints import crashpoint
 from bridge.pms.odbc import PmsConnection
 from bridge.state import StateStore
 from bridge.state.models import RowState, SyncCursor
@@ -134,6 +135,8 @@ class EntitySync:
             if done:
                 row.phase = "delta"
                 row.finished_at = row.updated_at
+            crashpoint("detector.staged")
+        crashpoint("detector.committed")
         if done:
             log.info("first sync finished", extra={"entity": self.entity})
         return StepResult("initial", len(records), result.staged, done)
@@ -158,6 +161,8 @@ class EntitySync:
             if newest is not None and (row.watermark is None or newest > row.watermark):
                 row.watermark = newest
             row.updated_at = self._clock()
+            crashpoint("detector.staged")
+        crashpoint("detector.committed")
         return StepResult("delta", len(records), result.staged, True)
 
     def _snapshot(self, conn: PmsConnection) -> StepResult:
@@ -176,6 +181,8 @@ class EntitySync:
             row = session.get(SyncCursor, self.entity)
             assert row is not None
             row.updated_at = self._clock()
+            crashpoint("detector.staged")
+        crashpoint("detector.committed")
         return StepResult("delta", len(records), result.staged + deleted, True)
 
 

@@ -27,6 +27,7 @@ from bridge.cloud.client import CloudClient
 from bridge.cloud.protocol import Change, ChangeBatch
 from bridge.cloud.retry import send_with_retry
 from bridge.config import Settings
+from bridge.crashpoints import crashpoint
 from bridge.errors import (
     BatchTooLargeError,
     BridgeError,
@@ -185,6 +186,7 @@ class UplinkLoop:
                     self.wake.wait(1.0)
                     self.wake.clear()
                     continue
+                crashpoint("uplink.batch_formed")
                 try:
                     self._deliver(client, batch, stop)
                 except _Stopped:
@@ -223,7 +225,9 @@ class UplinkLoop:
                 raise
             self.outbox.split(batch)
             return
+        crashpoint("uplink.sent")
         self.outbox.acknowledge(batch.batch_id)
+        crashpoint("uplink.acknowledged")
         depth, size = self.outbox.depth()
         record_health(
             self.store,
