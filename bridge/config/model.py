@@ -328,6 +328,21 @@ class Engine(_Section):
         description="How often the real-time entities (appointments, patients) are polled "
         "for changes.",
     )
+    sweep_rows_per_minute: int = Field(
+        default=60_000,
+        ge=1_000,
+        le=10_000_000,
+        description="Rows per minute the bridge may make the PMS examine to find edits in "
+        "tables whose change stamp has no index (patient, schedule, claim, ...). Higher finds "
+        "unsignalled edits sooner; each sweep covers its table in table rows / share minutes.",
+    )
+    first_sync_rows_per_second: int = Field(
+        default=0,
+        ge=0,
+        le=10_000_000,
+        description="Cap on rows read per second during the first sync, to spare a busy "
+        "practice server; 0 means no cap.",
+    )
     status_interval_seconds: float = Field(
         default=60.0,
         ge=5,

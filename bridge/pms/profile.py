@@ -107,6 +107,39 @@ class ChildSpec(_Readable):
         return tuple(dict.fromkeys([*extra, *self.field_columns()]))
 
 
+class SignalSpec(_Strict):
+    """An append-only PMS table whose new rows name keys of this entity.
+
+    Open Dental writes a ``securitylog`` row (with its ``PatNum``) for most
+    edits made in its client; reading the rows after the last one seen is a
+    primary-key range read, so it costs almost nothing and tells which
+    patients to re-read without scanning ``patient``.
+    """
+
+    table: str
+    key: str = Field(description="The log's ascending primary key.")
+    points_to: str = Field(description="Column holding the key of this entity.")
+
+    @model_validator(mode="after")
+    def _plain_identifiers(self) -> SignalSpec:
+        bad = [n for n in (self.table, self.key, self.points_to) if not _IDENTIFIER.match(n)]
+        if bad:
+            raise ValueError(f"not plain SQL identifiers: {bad}")
+        return self
+
+
+class RelatedSpec(_Strict):
+    """Another entity whose changed records name keys of this one.
+
+    ``{entity = "appointment", field = "patient_id"}`` on ``patient``: a
+    patient with a changed appointment is re-read at once (the front desk
+    usually edits both while the patient is at the desk).
+    """
+
+    entity: str
+    field: str
+
+
 class EntitySpec(_Readable):
     """One canonical entity read from one PMS table."""
 
@@ -114,6 +147,8 @@ class EntitySpec(_Readable):
     cadence: Cadence = "realtime"
     children: dict[str, ChildSpec] = Field(default_factory=dict)
     where: str | None = Field(None, description="Optional SQL filter on the table.")
+    signals: list[SignalSpec] = Field(default_factory=list)
+    related: list[RelatedSpec] = Field(default_factory=list)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -160,6 +195,13 @@ class Profile(_Strict):
             if unknown:
                 raise ValueError(f"tombstones map to unknown entities: {sorted(unknown)}")
         for name, entity in self.entities.items():
+            for related in entity.related:
+                other = self.entities.get(related.entity)
+                if other is None or related.field not in other.fields:
+                    raise ValueError(
+                        f"entity '{name}' is related to unknown field "
+                        f"'{related.entity}.{related.field}'"
+                    )
             specs = [("", entity.fields)] + [
                 (f"{c}.", ch.fields) for c, ch in entity.children.items()
             ]
@@ -183,6 +225,8 @@ class Profile(_Strict):
             needs.append((name, entity.table, entity.columns))
             for child_name, child in entity.children.items():
                 needs.append((f"{name}.{child_name}", child.table, child.columns))
+            for signal in entity.signals:
+                needs.append((f"{name} signal", signal.table, (signal.key, signal.points_to)))
         if self.tombstones is not None:
             needs.append(("tombstones", self.tombstones.table, self.tombstones.columns))
         return needs

@@ -66,6 +66,23 @@ class ServerClock:
     local_offset: timedelta
 
 
+def pms_now(conn: PmsConnection) -> datetime:
+    """The PMS database's local time, as its change stamps record it (naive).
+
+    Change stamps are written by the database server's clock, which may
+    differ from this machine's; comparisons with stamps use this.
+    """
+    if conn.family in ("mariadb", "mysql"):
+        value = conn.execute("SELECT NOW()")[0][0]
+    elif conn.family == "sqlite":
+        value = conn.execute("SELECT datetime('now', 'localtime')")[0][0]
+    else:
+        return datetime.now()  # stamps are naive local time
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    return datetime.fromisoformat(str(value))
+
+
 def server_clock(conn: PmsConnection) -> ServerClock | None:
     """The PMS server's clock, or None for an embedded database (same clock)."""
     if conn.family in ("mariadb", "mysql"):

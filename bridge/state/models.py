@@ -138,7 +138,10 @@ class OutboxChange(Base):
 
     __tablename__ = "outbox"
     # AUTOINCREMENT: a seq is never reused, even after the outbox drains.
-    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy reads it
+    __table_args__ = (
+        Index("ix_outbox_lane_seq", "lane", "seq"),
+        {"sqlite_autoincrement": True},
+    )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     entity: Mapped[str] = mapped_column(String(60), nullable=False)
@@ -149,6 +152,8 @@ class OutboxChange(Base):
     payload: Mapped[str] = mapped_column(Text, nullable=False)
     size: Mapped[int] = mapped_column(Integer, nullable=False)
     batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # 0 live (deltas), 1 bulk (first sync, reconciliation): live goes first.
+    lane: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
 class ReconcileRun(Base):

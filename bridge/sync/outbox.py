@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +42,9 @@ from bridge.state.models import OutboxChange, RowState
 from bridge.sync.records import Record
 
 VERSION_DIGITS = 16
+LIVE = 0  # changes found by delta detection: sent before any bulk backlog
+BULK = 1  # first-sync and reconciliation rows: sent when nothing live waits
+ROOM_RECHECK_SECONDS = 30.0
 DEFAULT_MAX_BYTES = 512 * 1024**2
 _IN_CHUNK = 500  # keys per IN (...) list, well under SQLite's variable limit
 
@@ -108,10 +113,23 @@ class Outbox:
         self.agent_id = agent_id
         self.max_bytes = max_bytes
         self._clock = clock
+        self._room_lock = threading.Lock()
+        self._used: int | None = None
+        self._used_checked = 0.0
 
     # -- staging (inside the caller's transaction) ---------------------------
 
-    def stage(self, session: Session, records: Iterable[Record]) -> StageResult:
+    def stage(
+        self,
+        session: Session,
+        records: Iterable[Record],
+        *,
+        force: bool = False,
+        lane: int = LIVE,
+    ) -> StageResult:
+        """Stage upserts; ``force`` stages even records whose hash equals the
+        last staged one (reconciliation: the cloud's copy is known to differ).
+        ``lane`` BULK puts them behind every LIVE change (first sync)."""
         self._check_room(session)
         by_entity: dict[str, dict[str, Record]] = {}
         for record in records:  # a later record of the same key wins
@@ -122,24 +140,40 @@ class Outbox:
             fresh = []
             for key, record in latest.items():
                 state = states.get(key)
-                if state is not None and not state[2] and state[0] == record.hash:
+                if not force and state is not None and not state[2] and state[0] == record.hash:
                     unchanged += 1
                 else:
                     fresh.append((key, "upsert", dict(record.data), record.hash))
-            self._put_many(session, entity, fresh, states)
+            self._put_many(session, entity, fresh, states, lane)
             staged += len(fresh)
         return StageResult(staged, unchanged)
 
-    def stage_delete(self, session: Session, entity: str, keys: Iterable[str]) -> int:
+    def stage_delete(
+        self, session: Session, entity: str, keys: Iterable[str], *, force: bool = False
+    ) -> int:
+        """Stage deletes; ``force`` stages keys already recorded as deleted too
+        (reconciliation: the cloud still has them)."""
         self._check_room(session)
         wanted = list(dict.fromkeys(keys))
         states = self._states(session, entity, wanted)
-        gone = [(k, "delete", None, "") for k in wanted if not (k in states and states[k][2])]
-        self._put_many(session, entity, gone, states)
+        gone = [
+            (k, "delete", None, "") for k in wanted if force or not (k in states and states[k][2])
+        ]
+        self._put_many(session, entity, gone, states, LIVE)
         return len(gone)
 
     def _check_room(self, session: Session) -> None:
-        used = session.scalar(select(func.coalesce(func.sum(OutboxChange.size), 0))) or 0
+        # Summing the outbox on every call would scan a large first-sync
+        # backlog each time; the figure is re-read every ROOM_RECHECK_SECONDS
+        # and kept up to date in between by staging and acknowledging.
+        now = time.monotonic()
+        with self._room_lock:
+            if self._used is None or now - self._used_checked > ROOM_RECHECK_SECONDS:
+                self._used = int(
+                    session.scalar(select(func.coalesce(func.sum(OutboxChange.size), 0))) or 0
+                )
+                self._used_checked = now
+            used = self._used
         if used >= self.max_bytes:
             raise OutboxFullError(
                 f"the outbox holds {used} bytes of unsent changes (cap {self.max_bytes})"
@@ -165,6 +199,7 @@ class Outbox:
         entity: str,
         changes: Sequence[tuple[str, str, Mapping[str, object] | None, str]],
         states: dict[str, tuple[str, str, bool]],
+        lane: int,
     ) -> None:
         if not changes:
             return
@@ -178,12 +213,15 @@ class Outbox:
                     OutboxChange.batch_id.is_(None),
                 )
             )
-        outbox_rows = []
+        outbox_rows: list[dict[str, object]] = []
         state_rows = []
+        added = 0
         for key, op, data, content_hash in changes:
             previous = states.get(key)
             version = self._next_version(now, previous[1] if previous else None)
             payload = json.dumps(data, sort_keys=True, ensure_ascii=False)
+            size = len(payload.encode()) + len(key) + 64
+            added += size
             outbox_rows.append(
                 {
                     "entity": entity,
@@ -192,7 +230,8 @@ class Outbox:
                     "version": version,
                     "observed_at": now,
                     "payload": payload,
-                    "size": len(payload.encode()) + len(key) + 64,
+                    "size": size,
+                    "lane": lane,
                 }
             )
             state_rows.append(
@@ -205,6 +244,9 @@ class Outbox:
                 }
             )
         session.execute(insert(OutboxChange), outbox_rows)
+        with self._room_lock:
+            if self._used is not None:
+                self._used += added
         upsert = sqlite_insert(RowState)
         session.execute(
             upsert.on_conflict_do_update(
@@ -237,12 +279,16 @@ class Outbox:
             )
             if pending_id is not None:
                 return self._load(session, pending_id)
-            rows = session.scalars(
-                select(OutboxChange)
-                .where(OutboxChange.batch_id.is_(None))
-                .order_by(OutboxChange.seq)
-                .limit(max_changes)
-            ).all()
+            rows: Sequence[OutboxChange] = ()
+            for lane in (LIVE, BULK):
+                rows = session.scalars(
+                    select(OutboxChange)
+                    .where(OutboxChange.lane == lane, OutboxChange.batch_id.is_(None))
+                    .order_by(OutboxChange.seq)
+                    .limit(max_changes)
+                ).all()
+                if rows:
+                    break
             chosen: list[OutboxChange] = []
             size = 0
             for row in rows:
@@ -277,8 +323,16 @@ class Outbox:
 
     def acknowledge(self, batch_id: str) -> int:
         with self.store.write() as session:
+            size = session.scalar(
+                select(func.coalesce(func.sum(OutboxChange.size), 0)).where(
+                    OutboxChange.batch_id == batch_id
+                )
+            )
             result = session.execute(delete(OutboxChange).where(OutboxChange.batch_id == batch_id))
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        with self._room_lock:
+            if self._used is not None:
+                self._used = max(0, self._used - int(size or 0))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def depth(self) -> tuple[int, int]:
         """(changes, bytes) waiting for the cloud."""

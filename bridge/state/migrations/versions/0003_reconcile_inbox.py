@@ -5,6 +5,8 @@
   ``last_success_at`` (last step that read the PMS without error: per-entity
   lag) and ``rows_examined`` (rows the bridge made the PMS examine, summed,
   for the idle-cost report).
+* ``outbox`` gains ``lane`` (0 live deltas, 1 bulk first-sync rows): a
+  receptionist's edit is sent ahead of a first-sync backlog.
 * ``reconcile_run``: one row per entity sweep, for "% in sync, verified at".
 * ``inbox_item``: every cloud inbox item, stored before it is acted on, so
   each is processed once across crashes and its result is posted
@@ -33,6 +35,9 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("rows_examined", sa.BigInteger, nullable=False, server_default="0")
         )
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("lane", sa.Integer, nullable=False, server_default="0"))
+    op.create_index("ix_outbox_lane_seq", "outbox", ["lane", "seq"])
     op.create_table(
         "reconcile_run",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -71,6 +76,9 @@ def downgrade() -> None:
     op.drop_table("inbox_item")
     op.drop_index("ix_reconcile_run_entity", "reconcile_run")
     op.drop_table("reconcile_run")
+    op.drop_index("ix_outbox_lane_seq", "outbox")
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("lane")
     with op.batch_alter_table("sync_cursor") as batch:
         batch.drop_column("rows_examined")
         batch.drop_column("last_success_at")
