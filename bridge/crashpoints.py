@@ -14,6 +14,12 @@ The points, in the order a change passes them:
 ``uplink.batch_formed``   a batch formed and recorded, nothing sent yet
 ``uplink.sent``           the cloud accepted the batch, not yet acknowledged locally
 ``uplink.acknowledged``   the batch removed from the outbox
+
+and on the inbox path:
+
+``inbox.received``        items and the cursor stored, nothing handled yet
+``inbox.handled``         an item handled and its result stored, not yet posted
+``inbox.posted``          the cloud took the result, not yet recorded locally
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ POINTS = (
     "uplink.batch_formed",
     "uplink.sent",
     "uplink.acknowledged",
+    "inbox.received",
+    "inbox.handled",
+    "inbox.posted",
 )
 
 _ENV = "BRIDGE_CRASHPOINT"
