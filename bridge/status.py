@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from bridge.inbox.summary import read_inbox_summary
 from bridge.state import StateStore
-from bridge.state.models import ComponentHealth, EngineRun
+from bridge.state.models import ComponentHealth, EngineRun, OutboxChange, ReconcileRun, SyncCursor
 
 EngineState = Literal["never-started", "running", "stopped", "crashed"]
 HEARTBEAT_STALE_AFTER = timedelta(seconds=30)
@@ -36,6 +37,29 @@ class ComponentStatus:
 
 
 @dataclass(frozen=True)
+class EntityStatus:
+    """Where reading one entity stands, and how well the cloud matches it."""
+
+    entity: str
+    phase: str  # "initial" (first sync) or "delta"
+    rows_done: int
+    rows_total: int | None
+    last_success_at: datetime | None
+    lag_seconds: float | None
+    rows_examined: int
+    in_sync_percent: float | None  # latest finished reconciliation
+    verified_at: datetime | None
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    outbox_changes: int
+    outbox_bytes: int
+    inbox_pending: int
+    inbox_waiting: dict[str, int]
+
+
+@dataclass(frozen=True)
 class StatusSnapshot:
     engine: EngineState
     pid: int | None
@@ -45,6 +69,11 @@ class StatusSnapshot:
     stopped_at: datetime | None
     components: tuple[ComponentStatus, ...]
     taken_at: datetime
+    entities: tuple[EntityStatus, ...] = ()
+    queue: QueueStatus | None = None
+
+    def component(self, name: str) -> ComponentStatus | None:
+        return next((c for c in self.components if c.component == name), None)
 
     @property
     def healthy(self) -> bool:
@@ -78,8 +107,12 @@ def read_status(store: StateStore, now: datetime | None = None) -> StatusSnapsho
             )
             for r in rows
         )
+    entities = _entities(store, now)
+    queue = _queue(store)
     if run is None:
-        return StatusSnapshot("never-started", None, None, None, None, None, components, now)
+        return StatusSnapshot(
+            "never-started", None, None, None, None, None, components, now, entities, queue
+        )
     state: EngineState
     if run.stopped_at is not None:
         state = "stopped"
@@ -96,4 +129,54 @@ def read_status(store: StateStore, now: datetime | None = None) -> StatusSnapsho
         run.stopped_at,
         components,
         now,
+        entities,
+        queue,
     )
+
+
+def _entities(store: StateStore, now: datetime) -> tuple[EntityStatus, ...]:
+    with store.read() as session:
+        cursors = session.scalars(select(SyncCursor).order_by(SyncCursor.entity)).all()
+        latest = (
+            select(func.max(ReconcileRun.id))
+            .where(ReconcileRun.status == "ok")
+            .group_by(ReconcileRun.entity)
+        )
+        runs = {
+            r.entity: r
+            for r in session.scalars(select(ReconcileRun).where(ReconcileRun.id.in_(latest)))
+        }
+    out = []
+    for c in cursors:
+        run = runs.get(c.entity)
+        percent = None
+        if run is not None:
+            base = max(run.rows_pms, run.rows_cloud)
+            percent = round(100.0 * run.rows_matched / base, 2) if base else 100.0
+        out.append(
+            EntityStatus(
+                entity=c.entity,
+                phase=c.phase,
+                rows_done=c.rows_done,
+                rows_total=c.rows_total,
+                last_success_at=c.last_success_at,
+                lag_seconds=(
+                    round((now - c.last_success_at).total_seconds(), 1)
+                    if c.last_success_at is not None
+                    else None
+                ),
+                rows_examined=c.rows_examined,
+                in_sync_percent=percent,
+                verified_at=run.finished_at if run is not None else None,
+            )
+        )
+    return tuple(out)
+
+
+def _queue(store: StateStore) -> QueueStatus:
+    with store.read() as session:
+        changes, size = session.execute(
+            select(func.count(), func.coalesce(func.sum(OutboxChange.size), 0))
+        ).one()
+    inbox = read_inbox_summary(store, limit=0)
+    return QueueStatus(int(changes), int(size), inbox.pending, dict(inbox.waiting_types))

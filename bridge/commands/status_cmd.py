@@ -47,7 +47,71 @@ def render(snapshot: StatusSnapshot) -> str:
         if comp.status != "ok" and comp.fix:
             line += f"\n{'':<14}fix: {comp.fix}"
         lines.append(line)
+        if comp.component == "sync":
+            progress = _progress(comp.details)
+            if progress:
+                lines.append(f"{'':<14}{progress}")
+    if snapshot.queue is not None:
+        q = snapshot.queue
+        line = f"queue    {q.outbox_changes:,} change(s) ({_size(q.outbox_bytes)}) for the cloud"
+        if q.inbox_pending:
+            waiting = ", ".join(f"{n} {t}" for t, n in sorted(q.inbox_waiting.items()))
+            line += f"; {q.inbox_pending} inbox item(s) pending" + (
+                f" ({waiting} waiting)" if waiting else ""
+            )
+        lines.append(line)
+    if snapshot.entities:
+        lines.append("")
+        lines.append(f"{'entity':<18}{'phase':<9}{'rows':>12}  {'last read':<12}in sync")
+        for e in snapshot.entities:
+            rows = (
+                f"{e.rows_done:,}"
+                if e.phase == "delta"
+                else f"{e.rows_done:,}/{e.rows_total or 0:,}"
+            )
+            in_sync = (
+                f"{e.in_sync_percent:.2f}% (verified {_ago(e.verified_at, now)})"
+                if e.in_sync_percent is not None
+                else "not verified yet"
+            )
+            lines.append(
+                f"{e.entity:<18}{e.phase:<9}{rows:>12}  {_ago(e.last_success_at, now):<12}{in_sync}"
+            )
     return "\n".join(lines)
+
+
+def _progress(details: dict[str, object]) -> str:
+    """A text progress bar for the first sync (empty once it has finished)."""
+    done, total = details.get("rows_done"), details.get("rows_total")
+    if not details.get("entities_in_first_sync") or not isinstance(done, int):
+        return ""
+    if not isinstance(total, int) or total <= 0:
+        return ""
+    share = min(done / total, 1.0)
+    bar = "#" * round(share * 30)
+    text = f"[{bar:<30}] {share:6.1%}"
+    rate, eta = details.get("rate_rows_per_s"), details.get("eta_seconds")
+    if isinstance(rate, int | float) and rate > 0:
+        text += f"  {rate:,.0f} rows/s"
+    if isinstance(eta, int | float):
+        text += f"  about {_duration(float(eta))} left"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n:,} bytes"
+    if n < 1024**2:
+        return f"{n / 1024:,.1f} KiB"
+    return f"{n / 1024**2:,.1f} MiB"
 
 
 @click.command()

@@ -194,7 +194,7 @@ class InboxItem(Base):
 
     __tablename__ = "inbox_item"
 
-    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the API allows 128
     type: Mapped[str] = mapped_column(String(40), nullable=False)
     payload: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[str] = mapped_column(String(40), nullable=False)

@@ -57,7 +57,7 @@ def upgrade() -> None:
     op.create_index("ix_reconcile_run_entity", "reconcile_run", ["entity", "id"])
     op.create_table(
         "inbox_item",
-        sa.Column("id", sa.String(100), primary_key=True),
+        sa.Column("id", sa.String(128), primary_key=True),
         sa.Column("type", sa.String(40), nullable=False),
         sa.Column("payload", sa.Text, nullable=False),
         sa.Column("created_at", sa.String(40), nullable=False),
