@@ -55,11 +55,14 @@ import httpx
 from bridge.cloud.protocol import (
     ChangeAck,
     ChangeBatch,
+    ChecksumPage,
     Heartbeat,
     HeartbeatAck,
     InboxPage,
     InboxResult,
     InboxResultAck,
+    KeyList,
+    KeyRange,
     ProtocolError,
 )
 from bridge.cloud.split import post_changes_splitting
@@ -361,6 +364,34 @@ class CloudClient:
         self._raise_for_status(op, response)
         ack: HeartbeatAck = self._parse(op, response, HeartbeatAck.from_json)
         return ack
+
+    def checksums(self, entity: str, ranges: Sequence[KeyRange]) -> ChecksumPage:
+        """POST /v1/checksums: the cloud's count and digest per key range (a read).
+
+        The answer must hold exactly the ranges asked, in order; anything else
+        is :class:`CloudUnavailableError` (not understood)."""
+        op = "checksums"
+        body = {"entity": entity, "ranges": [r.to_json() for r in ranges]}
+        response = self._send(op, "POST", "/v1/checksums", body=body)
+        self._raise_for_status(op, response)
+        page: ChecksumPage = self._parse(op, response, ChecksumPage.from_json)
+        if tuple(c.range for c in page.ranges) != tuple(ranges):
+            raise CloudUnavailableError(
+                f"{op}: the cloud's answer was not understood (ranges differ from those asked)",
+                status=response.status_code,
+            )
+        return page
+
+    def checksum_keys(self, entity: str, span: KeyRange, limit: int | None = None) -> KeyList:
+        """POST /v1/checksums/keys: a page of (key, row hash) in ``span`` (a read)."""
+        op = "checksum keys"
+        body: dict[str, object] = {"entity": entity, **span.to_json()}
+        if limit is not None:
+            body["limit"] = limit
+        response = self._send(op, "POST", "/v1/checksums/keys", body=body)
+        self._raise_for_status(op, response)
+        keys: KeyList = self._parse(op, response, KeyList.from_json)
+        return keys
 
     # -- lifecycle ----------------------------------------------------------
 

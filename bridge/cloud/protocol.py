@@ -4,7 +4,10 @@ Frozen dataclasses, one per schema the agent sends or reads: :class:`Change`,
 :class:`ChangeBatch`, :class:`ChangeAck`, :class:`InboxItem`,
 :class:`InboxPage`, :class:`Alternative`, :class:`Reason`,
 :class:`InboxResult`, :class:`InboxResultAck`, :class:`HeartbeatError`,
-:class:`Heartbeat`, :class:`HeartbeatAck`.
+:class:`Heartbeat`, :class:`HeartbeatAck`; for reconciliation
+:class:`KeyRange`, :class:`RangeChecksum`, :class:`ChecksumPage`,
+:class:`KeyHash`, :class:`KeyList`, with the checksum definitions
+(:func:`key_order`, :class:`RangeDigest`).
 
 Contract:
 
@@ -19,6 +22,8 @@ Contract:
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -324,3 +329,143 @@ class HeartbeatAck:
     @classmethod
     def from_json(cls, obj: object) -> HeartbeatAck:
         return cls(received_at=_time(_object(obj, "HeartbeatAck"), "received_at"))
+
+
+# -- reconciliation checksums (docs/cloud-api.yaml, "Reconciliation checksums") --
+
+EMPTY_DIGEST = "0" * 64
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_ROW_HASH = re.compile(r"[0-9a-f]{32}")
+
+
+def key_order(key: str) -> tuple[int, str]:
+    """Sort key of the contract's key order: shortlex (shorter first, then by
+    code point); numeric order for unpadded non-negative decimal integers."""
+    return (len(key), key)
+
+
+class RangeDigest:
+    """Count and digest of one key range, built row by row in any order.
+
+    The digest is the XOR of SHA-256(``"<key>:<row hash>"``) over the rows,
+    as 64 hex digits; all zeros for no rows. Not thread-safe.
+    """
+
+    __slots__ = ("_value", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._value = 0
+
+    def add(self, key: str, row_hash: str) -> None:
+        term = hashlib.sha256(f"{key}:{row_hash}".encode()).digest()
+        self._value ^= int.from_bytes(term, "big")
+        self.count += 1
+
+    @property
+    def digest(self) -> str:
+        return f"{self._value:064x}"
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """The keys ``k`` with ``after < k <= upto`` in key order; None is unbounded."""
+
+    after: str | None
+    upto: str | None
+
+    def __post_init__(self) -> None:
+        if (
+            self.after is not None
+            and self.upto is not None
+            and key_order(self.upto) <= key_order(self.after)
+        ):
+            raise ValueError("a key range's upto must come after its after")
+
+    def contains(self, key: str) -> bool:
+        order = key_order(key)
+        return (self.after is None or order > key_order(self.after)) and (
+            self.upto is None or order <= key_order(self.upto)
+        )
+
+    def to_json(self) -> JsonObject:
+        return {"after": self.after, "upto": self.upto}
+
+
+def _bound(obj: Mapping[str, Any], name: str) -> str | None:
+    if obj.get(name) is None:
+        if name not in obj:
+            raise ProtocolError(f"field '{name}' is missing")
+        return None
+    return _get(obj, name, str)
+
+
+def _pattern(obj: Mapping[str, Any], name: str, pattern: re.Pattern[str]) -> str:
+    value = _get(obj, name, str)
+    if not pattern.fullmatch(value):
+        raise ProtocolError(f"field '{name}' is not in the expected form")
+    return value
+
+
+@dataclass(frozen=True)
+class RangeChecksum:
+    """The cloud's count and digest of its live rows in one range."""
+
+    range: KeyRange
+    count: int
+    digest: str
+
+    @classmethod
+    def from_json(cls, obj: object) -> RangeChecksum:
+        o = _object(obj, "RangeChecksum")
+        try:
+            span = KeyRange(_bound(o, "after"), _bound(o, "upto"))
+        except ValueError:
+            raise ProtocolError("field 'upto' must come after 'after'") from None
+        return cls(span, _get(o, "count", int), _pattern(o, "digest", _DIGEST))
+
+
+@dataclass(frozen=True)
+class ChecksumPage:
+    """The answer to ``POST /v1/checksums``: one checksum per range asked, in order."""
+
+    entity: str
+    ranges: tuple[RangeChecksum, ...]
+
+    @classmethod
+    def from_json(cls, obj: object) -> ChecksumPage:
+        o = _object(obj, "ChecksumPage")
+        return cls(
+            entity=_get(o, "entity", str),
+            ranges=tuple(RangeChecksum.from_json(r) for r in _get(o, "ranges", list)),
+        )
+
+
+@dataclass(frozen=True)
+class KeyHash:
+    key: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class KeyList:
+    """A page of ``POST /v1/checksums/keys``: rows in key order; ``more``:
+    continue after the last key."""
+
+    entity: str
+    range: KeyRange
+    rows: tuple[KeyHash, ...]
+    more: bool
+
+    @classmethod
+    def from_json(cls, obj: object) -> KeyList:
+        o = _object(obj, "KeyList")
+        rows = []
+        for item in _get(o, "rows", list):
+            row = _object(item, "KeyList.rows[]")
+            rows.append(KeyHash(_get(row, "key", str), _pattern(row, "hash", _ROW_HASH)))
+        try:
+            span = KeyRange(_bound(o, "after"), _bound(o, "upto"))
+        except ValueError:
+            raise ProtocolError("field 'upto' must come after 'after'") from None
+        return cls(_get(o, "entity", str), span, tuple(rows), _get(o, "more", bool))

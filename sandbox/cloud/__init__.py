@@ -11,7 +11,8 @@ Modules, from the wire inwards:
 * ``api`` - the /v1 routes; ``admin_api`` - the /admin routes.
 * ``validation`` - request checks naming the field, the version order.
 * ``store`` (changes, mirror, log, heartbeats), ``inbox`` (long-poll,
-  cursors, results), ``files`` (streamed uploads), ``db`` (SQLite, WAL).
+  cursors, results), ``files`` (streamed uploads), ``checksums`` (range
+  checksums for reconciliation), ``db`` (SQLite, WAL).
 * ``faults`` - fault rules; ``tls`` - the test CA and certificate.
 * ``admin_client`` - :class:`AdminClient`, the admin API from another process.
 * ``spec`` - checks httpx traffic against the OpenAPI file.

@@ -16,6 +16,8 @@ DELETE  /admin/faults[/{id}]          ``{cleared}``
 GET     /admin/limits                 Limits
 PUT     /admin/limits                 some Limits fields -> Limits
 GET     /admin/mirror/{entity}        ``?agent_id=`` -> ``{entity, agent_id, rows: {key: row}}``
+PUT     /admin/mirror/{entity}/{key}  ``{data, agent_id?}`` -> the row (tamper: alter or add)
+DELETE  /admin/mirror/{entity}/{key}  ``?agent_id=`` -> ``{dropped}`` (tamper: lose the row)
 GET     /admin/changes                ``?agent_id=&entity=&key=&batch_id=`` -> ``{changes}``
 GET     /admin/batches?agent_id=      ``{batches}``
 GET     /admin/stats                  Stats
@@ -119,6 +121,24 @@ def mirror(app: CloudApp, request: Request, match: re.Match[str]) -> Reply:
     )
 
 
+def set_mirror_row(app: CloudApp, request: Request, match: re.Match[str]) -> Reply:
+    body = _body(request)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise ValueError("data: required, an object")
+    row = app.set_mirror_row(
+        match["entity"], match["key"], data, agent_id=app.agent(body.get("agent_id"))
+    )
+    return Reply(200, to_json(row))
+
+
+def drop_mirror_row(app: CloudApp, request: Request, match: re.Match[str]) -> Reply:
+    agent_id = app.agent(request.param("agent_id"))
+    return Reply(
+        200, {"dropped": app.drop_mirror_row(match["entity"], match["key"], agent_id=agent_id)}
+    )
+
+
 def changes(app: CloudApp, request: Request, match: re.Match[str]) -> Reply:
     log = app.change_log(
         agent_id=request.param("agent_id"),
@@ -183,6 +203,8 @@ ADMIN_ROUTES: tuple[tuple[str, re.Pattern[str], AdminRoute], ...] = (
     ("GET", re.compile(r"/admin/limits"), limits),
     ("PUT", re.compile(r"/admin/limits"), set_limits),
     ("GET", re.compile(r"/admin/mirror/(?P<entity>[^/]+)"), mirror),
+    ("PUT", re.compile(r"/admin/mirror/(?P<entity>[^/]+)/(?P<key>[^/]+)"), set_mirror_row),
+    ("DELETE", re.compile(r"/admin/mirror/(?P<entity>[^/]+)/(?P<key>[^/]+)"), drop_mirror_row),
     ("GET", re.compile(r"/admin/changes"), changes),
     ("GET", re.compile(r"/admin/batches"), batches),
     ("GET", re.compile(r"/admin/stats"), stats),

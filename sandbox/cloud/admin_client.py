@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -150,6 +151,19 @@ class AdminClient:
         rows = self._call("GET", f"mirror/{entity}", params={"agent_id": agent_id})["rows"]
         return {key: from_json(MirrorRow, row) for key, row in rows.items()}
 
+    def set_mirror_row(
+        self, entity: str, key: str, data: Mapping[str, Any], *, agent_id: str | None = None
+    ) -> MirrorRow:
+        body = {"data": dict(data), "agent_id": agent_id}
+        return from_json(
+            MirrorRow, self._call("PUT", f"mirror/{_segment(entity)}/{_segment(key)}", json=body)
+        )
+
+    def drop_mirror_row(self, entity: str, key: str, *, agent_id: str | None = None) -> bool:
+        path = f"mirror/{_segment(entity)}/{_segment(key)}"
+        dropped: bool = self._call("DELETE", path, params={"agent_id": agent_id})["dropped"]
+        return dropped
+
     def change_log(
         self,
         *,
@@ -195,3 +209,7 @@ class AdminClient:
 
     def reset(self) -> None:
         self._call("POST", "reset")
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe="")

@@ -19,9 +19,11 @@ from sandbox.cloud.validation import (
     ID,
     SHA256,
     parse_change_batch,
+    parse_checksum_request,
     parse_file_meta,
     parse_heartbeat,
     parse_inbox_result,
+    parse_key_list_request,
 )
 from sandbox.cloud.wire import ApiError, Reply, Request, canonical_sha256
 
@@ -183,6 +185,43 @@ def post_heartbeat(app: CloudApp, agent_id: str, request: Request, match: re.Mat
     return Reply(200, {"received_at": record.received_at})
 
 
+def post_checksums(app: CloudApp, agent_id: str, request: Request, match: re.Match[str]) -> Reply:
+    entity, ranges = parse_checksum_request(request.json(app.limits().max_body_bytes))
+    sums = app.checksums.range_sums(agent_id, entity, ranges)
+    return Reply(
+        200,
+        {
+            "entity": entity,
+            "ranges": [
+                {
+                    "after": s.range.after,
+                    "upto": s.range.upto,
+                    "count": s.count,
+                    "digest": s.digest,
+                }
+                for s in sums
+            ],
+        },
+    )
+
+
+def post_checksum_keys(
+    app: CloudApp, agent_id: str, request: Request, match: re.Match[str]
+) -> Reply:
+    entity, span, limit = parse_key_list_request(request.json(app.limits().max_body_bytes))
+    rows, more = app.checksums.row_hashes(agent_id, entity, span, limit)
+    return Reply(
+        200,
+        {
+            "entity": entity,
+            "after": span.after,
+            "upto": span.upto,
+            "rows": [{"key": key, "hash": row_hash} for key, row_hash in rows],
+            "more": more,
+        },
+    )
+
+
 ROUTES: tuple[tuple[str, re.Pattern[str], Route], ...] = (
     ("POST", re.compile(r"/v1/changes"), post_changes),
     ("GET", re.compile(r"/v1/inbox"), get_inbox),
@@ -190,6 +229,8 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Route], ...] = (
     ("HEAD", re.compile(r"/v1/files/(?P<sha256>[^/]+)"), head_file),
     ("PUT", re.compile(r"/v1/files/(?P<sha256>[^/]+)"), put_file),
     ("POST", re.compile(r"/v1/heartbeat"), post_heartbeat),
+    ("POST", re.compile(r"/v1/checksums"), post_checksums),
+    ("POST", re.compile(r"/v1/checksums/keys"), post_checksum_keys),
 )
 
 

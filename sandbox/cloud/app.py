@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sandbox.cloud.checksums import ChecksumReader
 from sandbox.cloud.db import Database
 from sandbox.cloud.faults import FaultPlan
 from sandbox.cloud.files import FileStore
@@ -66,6 +67,7 @@ class CloudApp:
             self.changes = ChangeStore(self.db, self.now)
             self.inbox_store = Inbox(self.db, self.now)
             self.file_store = FileStore(self.db, files_dir, self.now)
+            self.checksums = ChecksumReader(self.db)
         except BaseException:
             self.db.close()
             raise
@@ -160,6 +162,14 @@ class CloudApp:
 
     def mirror(self, entity: str, *, agent_id: str | None = None) -> dict[str, MirrorRow]:
         return self.changes.mirror(self.agent(agent_id), entity)
+
+    def set_mirror_row(
+        self, entity: str, key: str, data: Mapping[str, Any], *, agent_id: str | None = None
+    ) -> MirrorRow:
+        return self.changes.set_mirror_row(self.agent(agent_id), entity, key, dict(data))
+
+    def drop_mirror_row(self, entity: str, key: str, *, agent_id: str | None = None) -> bool:
+        return self.changes.drop_mirror_row(self.agent(agent_id), entity, key)
 
     def change_log(
         self,

@@ -231,6 +231,17 @@ class CloudAdmin(Protocol):
 
     def mirror(self, entity: str, *, agent_id: str | None = None) -> dict[str, MirrorRow]: ...
 
+    def set_mirror_row(
+        self, entity: str, key: str, data: Mapping[str, Any], *, agent_id: str | None = None
+    ) -> MirrorRow:
+        """Tamper (tests): alter a mirror row's data or add a phantom row, with no
+        change-log entry; an existing row keeps its version, a new one gets ``0``."""
+        ...
+
+    def drop_mirror_row(self, entity: str, key: str, *, agent_id: str | None = None) -> bool:
+        """Tamper (tests): lose a mirror row (no tombstone); True if it existed."""
+        ...
+
     def change_log(
         self,
         *,

@@ -160,18 +160,41 @@ class ChangeStore:
                 "SELECT * FROM mirror WHERE agent_id = ? AND entity = ? ORDER BY key",
                 (agent_id, entity),
             ).fetchall()
-        return {
-            row["key"]: MirrorRow(
-                key=row["key"],
-                data=_load(row["data"]),
-                version=row["version"],
-                deleted=bool(row["deleted"]),
-                observed_at=row["observed_at"],
-                batch_id=row["batch_id"],
-                updated_at=row["updated_at"],
+        return {row["key"]: _mirror_row(row) for row in rows}
+
+    def set_mirror_row(self, agent_id: str, entity: str, key: str, data: JsonObject) -> MirrorRow:
+        """Tamper (tests): give a mirror row other data, or add a phantom row,
+        behind the change log's back. An existing row keeps its version (and
+        comes back to life if it was a tombstone); a new row gets version ``0``,
+        older than any the agent sends."""
+        now = self._now()
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO mirror (agent_id, entity, key, version, observed_at, data, deleted,"
+                " batch_id, updated_at) VALUES (?, ?, ?, '0', ?, ?, 0, 'admin', ?)"
+                " ON CONFLICT (agent_id, entity, key) DO UPDATE SET data = excluded.data,"
+                " deleted = 0, updated_at = excluded.updated_at",
+                (agent_id, entity, key, now, _dump(data), now),
             )
-            for row in rows
-        }
+        return self.mirror_row(agent_id, entity, key)
+
+    def drop_mirror_row(self, agent_id: str, entity: str, key: str) -> bool:
+        """Tamper (tests): forget a mirror row entirely (no tombstone), as if the
+        cloud had lost it. True if there was one."""
+        with self._db.write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM mirror WHERE agent_id = ? AND entity = ? AND key = ?",
+                (agent_id, entity, key),
+            )
+            return cursor.rowcount > 0
+
+    def mirror_row(self, agent_id: str, entity: str, key: str) -> MirrorRow:
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT * FROM mirror WHERE agent_id = ? AND entity = ? AND key = ?",
+                (agent_id, entity, key),
+            ).fetchone()
+        return _mirror_row(row)
 
     def change_log(self, **filters: str | None) -> list[LogEntry]:
         """The log in arrival order, filtered by ``agent_id``, ``entity``, ``key``, ``batch_id``."""
@@ -241,6 +264,18 @@ class ChangeStore:
             "file_bytes": files[1],
             "heartbeats": heartbeats[0],
         }
+
+
+def _mirror_row(row: Any) -> MirrorRow:
+    return MirrorRow(
+        key=row["key"],
+        data=_load(row["data"]),
+        version=row["version"],
+        deleted=bool(row["deleted"]),
+        observed_at=row["observed_at"],
+        batch_id=row["batch_id"],
+        updated_at=row["updated_at"],
+    )
 
 
 def _batch(row: Any) -> BatchRecord:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import unquote
 
+from sandbox.cloud.checksums import KeyRange, key_order
 from sandbox.cloud.models import JsonObject
 from sandbox.cloud.wire import ApiError, unprocessable
 
@@ -31,6 +32,10 @@ MAX_SEQ = 2**63 - 1
 RESULT_STATUSES = ("confirmed", "held", "conflict", "needs_review", "rejected")
 NEEDS_REASON = ("conflict", "needs_review", "rejected")
 FILE_KINDS = ("era835", "claim", "report", "statement", "other")
+MAX_RANGES = 1000
+KEY_LIST_DEFAULT = 1000
+KEY_LIST_MAX = 10_000
+MAX_KEY = 256
 
 T = TypeVar("T")
 Op = Literal["upsert", "delete"]
@@ -110,6 +115,52 @@ def _change(item: object, path: str) -> Change:
             _object(raw, f"{path}.data")
         data = None
     return Change(entity, op, key, version, observed_at, data)
+
+
+def parse_checksum_request(body: JsonObject) -> tuple[str, list[KeyRange]]:
+    """Entity and ranges of ``POST /v1/checksums``: at most :data:`MAX_RANGES`,
+    each non-empty, ascending and not overlapping (``after`` of one at or past
+    the ``upto`` of the one before)."""
+    entity = _string(_required(body, "entity", ""), "entity", pattern=ENTITY)
+    raw = _required(body, "ranges", "")
+    if not isinstance(raw, list):
+        raise unprocessable("ranges", "must be an array")
+    if not 1 <= len(raw) <= MAX_RANGES:
+        raise unprocessable("ranges", f"must hold 1 to {MAX_RANGES} ranges")
+    ranges = [_key_range(item, f"ranges[{i}]") for i, item in enumerate(raw)]
+    for i in range(1, len(ranges)):
+        before, current = ranges[i - 1].upto, ranges[i].after
+        if before is None or current is None or key_order(current) < key_order(before):
+            raise unprocessable(
+                f"ranges[{i}].after", "ranges must be ascending and must not overlap"
+            )
+    return entity, ranges
+
+
+def parse_key_list_request(body: JsonObject) -> tuple[str, KeyRange, int]:
+    """Entity, range and limit of ``POST /v1/checksums/keys``."""
+    entity = _string(_required(body, "entity", ""), "entity", pattern=ENTITY)
+    span = _key_range(body, "")
+    limit = body.get("limit", KEY_LIST_DEFAULT)
+    if limit is None:
+        limit = KEY_LIST_DEFAULT
+    limit = _integer(limit, "limit", maximum=KEY_LIST_MAX)
+    if limit < 1:
+        raise unprocessable("limit", f"must be between 1 and {KEY_LIST_MAX}")
+    return entity, span, limit
+
+
+def _key_range(item: object, path: str) -> KeyRange:
+    obj = _object(item, path or "body")
+    prefix = f"{path}." if path else ""
+    bounds: list[str | None] = []
+    for name in ("after", "upto"):
+        value = obj.get(name)
+        bounds.append(None if value is None else _string(value, f"{prefix}{name}", max_len=MAX_KEY))
+    after, upto = bounds
+    if after is not None and upto is not None and key_order(upto) <= key_order(after):
+        raise unprocessable(f"{prefix}upto", "must come after 'after' in key order")
+    return KeyRange(after, upto)
 
 
 def parse_inbox_result(body: JsonObject) -> JsonObject:
