@@ -10,9 +10,16 @@ heartbeat, and supervises one loop per concern. Today's loops:
   component's health; on failure it reconnects with capped, jittered backoff;
 * ``pms-sync`` reads every profile entity into the durable outbox (first
   sync, then deltas) and ``uplink`` pushes the outbox to the cloud
-  (:mod:`bridge.sync.loops`).
+  (:mod:`bridge.sync.loops`);
+* ``reconcile`` proves on a schedule (and on request) that the cloud's copy
+  equals the PMS and re-sends what differs (:mod:`bridge.sync.reconcile`);
+* ``inbox`` takes the cloud's requests (:mod:`bridge.inbox`) and
+  ``cloud-heartbeat`` reports queue depths, per-entity lag and current
+  errors to the cloud (:mod:`bridge.cloud.heartbeat`).
 
-The inbox and the folder watchers join as further loops.
+The engine is the inbox's :class:`~bridge.inbox.SyncControl`: "sync now"
+and "reconcile now" reach the sync and reconcile loops through it. The
+folder watchers join as further loops.
 :meth:`Engine.run` returns after ``stop`` is set and every loop has ended;
 the run is then marked stopped. A crash of the whole process leaves the run
 without a stop time and its heartbeat goes stale, which status reports.
@@ -24,15 +31,18 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from bridge import __version__
 from bridge.backoff import Backoff
+from bridge.cloud.heartbeat import HeartbeatLoop
 from bridge.config import Settings
 from bridge.errors import BridgeError
 from bridge.health import Health, record_health
+from bridge.inbox import InboxLoop, control_handlers
 from bridge.pms.odbc import PmsConnection
 from bridge.pms.profile import Profile
 from bridge.pms.source import connect_pms, profile_problems
@@ -42,11 +52,13 @@ from bridge.state.models import EngineRun
 from bridge.supervisor import LoopSpec, Supervisor
 from bridge.sync.loops import PmsSyncLoop, UplinkLoop
 from bridge.sync.outbox import Outbox
+from bridge.sync.reconcile import ReconcileLoop
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
 PMS_PING_SECONDS = 15.0
+INBOX_WAIT_SECONDS = 10.0  # a long-poll must end well within the supervisor's join time
 
 
 class Engine:
@@ -69,6 +81,18 @@ class Engine:
         self.pms_ping_seconds = pms_ping_seconds
         self.realtime_seconds = realtime_seconds
         self._run_id: int | None = None
+        self._sync: PmsSyncLoop | None = None
+        self._reconcile: ReconcileLoop | None = None
+
+    # -- SyncControl (the inbox's view of the engine) -------------------------
+
+    def request_sync(self, entities: Sequence[str], keys: Sequence[str] = ()) -> None:
+        if self._sync is not None:
+            self._sync.request_sync(entities, keys)
+
+    def request_reconcile(self, entities: Sequence[str]) -> None:
+        if self._reconcile is not None:
+            self._reconcile.request(entities)
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set. Raises StateError if another engine runs."""
@@ -87,12 +111,41 @@ class Engine:
             realtime_seconds=self.realtime_seconds,
         )
         uplink = UplinkLoop(self.settings, self.store, self.secret_store, outbox, wake_uplink)
+        engine = self.settings.engine
+        reconcile = ReconcileLoop(
+            self.settings,
+            self.profile,
+            self.store,
+            self.secret_store,
+            outbox,
+            wake_uplink,
+            interval_seconds=engine.reconcile_interval_hours * 3600,
+        )
+        self._sync, self._reconcile = sync, reconcile
+        inbox = InboxLoop(
+            self.settings,
+            self.store,
+            self.secret_store,
+            control_handlers(self, self.profile.entities),
+            wait_seconds=INBOX_WAIT_SECONDS,
+        )
+        cloud_heartbeat = HeartbeatLoop(
+            self.settings,
+            self.store,
+            self.secret_store,
+            outbox,
+            interval_seconds=engine.status_interval_seconds,
+            entities=tuple(self.profile.entities),
+        )
         supervisor = Supervisor(
             [
                 LoopSpec("heartbeat", self._heartbeat_loop),
                 LoopSpec("pms-watch", self._pms_watch_loop),
                 LoopSpec("pms-sync", sync),
                 LoopSpec("uplink", uplink),
+                LoopSpec("reconcile", reconcile),
+                LoopSpec("inbox", inbox),
+                LoopSpec("cloud-heartbeat", cloud_heartbeat),
             ],
             stop,
             on_crash=self._report_crash,

@@ -343,6 +343,14 @@ class Engine(_Section):
         description="Cap on rows read per second during the first sync, to spare a busy "
         "practice server; 0 means no cap.",
     )
+    reconcile_interval_hours: float = Field(
+        default=6.0,
+        ge=0.25,
+        le=168,
+        description="How often every entity is reconciled: a keyed checksum sweep that proves "
+        "the cloud's copy equals the PMS and re-sends what differs. The cloud can also ask for "
+        "one at any time (reconcile.request).",
+    )
     status_interval_seconds: float = Field(
         default=60.0,
         ge=5,
