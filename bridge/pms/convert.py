@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -173,6 +174,13 @@ def to_local_datetime(value: object, zone: ZoneInfo) -> Canonical:
         return None
     if wall.tzinfo is not None:
         return wall.astimezone(zone).isoformat()
+    return _local_iso(wall, zone)
+
+
+@lru_cache(maxsize=65_536)
+def _local_iso(wall: datetime, zone: ZoneInfo) -> str:
+    # Diaries repeat the same slot times and stamps endlessly; localizing
+    # (two zone conversions) is the costliest step of reading a row.
     return localize(wall, zone).isoformat()
 
 
