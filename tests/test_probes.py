@@ -147,6 +147,21 @@ def test_an_appointment_deleted_with_a_tombstone_becomes_a_delete(
     assert drain(sync.outbox) == {("delete", "77"): None}  # 79 still exists: no delete
 
 
+def test_a_provider_schedule_deleted_with_a_tombstone_becomes_a_delete(
+    db: Path, conn: PmsConnection, store: StateStore
+) -> None:
+    sync = synced("schedule", store, conn)
+    num = one(db, "SELECT ScheduleNum FROM schedule WHERE SchedType = 1 LIMIT 1")
+    write(
+        db,
+        ("DELETE FROM scheduleop WHERE ScheduleNum = ?", (num,)),
+        ("DELETE FROM schedule WHERE ScheduleNum = ?", (num,)),
+        ("INSERT INTO deletedobject (ObjectNum, ObjectType) VALUES (?, 1)", (num,)),
+    )
+    sync.step(conn)
+    assert drain(sync.outbox) == {("delete", str(num)): None}
+
+
 def test_a_schedule_that_leaves_the_filter_is_deleted_in_the_cloud(
     db: Path, conn: PmsConnection, store: StateStore
 ) -> None:
