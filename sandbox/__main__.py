@@ -1,8 +1,9 @@
 """``python -m sandbox``: the sandbox's command group.
 
 Each part of the world around the bridge adds one subcommand here
-(``practice`` builds the sample practice database, ``cloud`` serves the
-reference cloud, ``demo`` runs the README's demo).
+(``practice`` builds the sample practice database, ``simulate`` edits it as
+the front desk does, ``cloud`` serves the reference cloud, ``demo`` runs the
+README's demo).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import click
 
 from sandbox.cloud.cli import cloud
-from sandbox.practice.cli import practice
+from sandbox.practice.cli import practice, simulate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,6 +42,7 @@ def demo(root: Path, run_seconds: float) -> None:
 main.add_command(practice)
 main.add_command(cloud)
 main.add_command(demo)
+main.add_command(simulate)
 
 if __name__ == "__main__":
     main()

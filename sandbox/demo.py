@@ -1,5 +1,10 @@
 """The README's demo: a sample practice, the bridge pointed at it, doctor, run.
 
+The first sync is shown as a progress bar read from the engine's own status
+snapshot (:func:`bridge.status.read_status`); then the receptionist simulator
+makes a few edits and each is followed until it appears in the reference
+cloud (action, entity and key only: no personal data on screen).
+
 Everything happens under ``var/demo/`` in the working tree: the practice
 database, and ``BRIDGE_HOME`` (config, state, logs) of the demo bridge. The
 bridge is driven through its real CLI in subprocesses, exactly as practice
@@ -15,13 +20,18 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyodbc
 
+from bridge.state import open_state
+from bridge.status import read_status
 from sandbox.cloud.server import ReferenceCloud
 from sandbox.practice import TIMEZONE, BuildReport, build_practice
+from sandbox.practice.simulator import Edit, Receptionist
+
+EDITS = 16  # receptionist edits followed to the cloud
 
 DEMO_QUERY = (
     "SELECT AptNum, PatNum, AptDateTime, Pattern, Op, ProvNum, AptStatus, DateTStamp "
@@ -60,6 +70,87 @@ def _wait_until_synced(state_db: Path, timeout: float) -> None:
             return
         time.sleep(0.5)
     print("  first sync still running")
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    share = min(1.0, done / total) if total else 0.0
+    filled = round(share * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {share:4.0%}"
+
+
+def _show_first_sync(state_db: Path, timeout: float) -> None:
+    """A progress bar of the first sync, from the engine's own status snapshot."""
+    deadline = time.monotonic() + timeout
+    while not state_db.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # let the engine finish creating (migrating) its state
+    store = open_state(state_db)
+    started = time.monotonic()
+    line = ""
+    try:
+        while time.monotonic() < deadline:
+            health = {c.component: c for c in read_status(store).components}
+            sync = health.get("sync")
+            if sync is not None:
+                details = sync.details
+                done = int(str(details.get("rows_done", 0)))
+                total = int(str(details.get("rows_total", 0)))
+                line = f"  {_bar(done, total)} {done:,} of {total:,} rows"
+                rate, eta = details.get("rate_rows_per_s"), details.get("eta_seconds")
+                if rate:
+                    line += f", {float(str(rate)):,.0f} rows/s"
+                if eta is not None and not sync.message.startswith("watching"):
+                    line += f", about {eta} s to go"
+                print(f"\r{line:<90}", end="", flush=True)
+                if sync.message.startswith("watching"):
+                    break
+            time.sleep(0.3)
+    finally:
+        store.close()
+    print(f"\n  read in {time.monotonic() - started:.1f} s")
+
+
+def _follow_edits(connection_string: str, cloud: ReferenceCloud, *, edits: int) -> None:
+    """Make ``edits`` edits and print, for each, how long until the cloud had it."""
+    pending: list[tuple[Edit, datetime]] = []
+    print("  Each line: what the receptionist did, the record, seconds until it was in the cloud.")
+    print("  (appointments, patients and schedules are polled in real time; payments and")
+    print("  claims every minute.)")
+    with Receptionist(connection_string, seed=int(time.time()) % 1000) as receptionist:
+        for _ in range(edits):
+            made = receptionist.edit()
+            pending.append((made, datetime.fromtimestamp(made.committed_at, UTC)))
+            time.sleep(0.7)
+    deadline = time.monotonic() + 75
+    latencies: list[float] = []
+    while pending and time.monotonic() < deadline:
+        for item in list(pending):
+            made, committed = item
+            arrived = _arrival(cloud, made, committed)
+            if arrived is not None:
+                pending.remove(item)
+                latencies.append(arrived)
+                print(
+                    f"  {made.action:<20} {made.entity:<12} {made.key:>7}  "
+                    f"in the cloud after {arrived:5.1f} s"
+                )
+        time.sleep(0.2)
+    for made, _ in pending:
+        print(f"  {made.action:<20} {made.entity:<12} {made.key:>7}  not in the cloud yet")
+    if latencies:
+        latencies.sort()
+        print(f"  median {latencies[len(latencies) // 2]:.1f} s over {len(latencies)} edits")
+
+
+def _arrival(cloud: ReferenceCloud, made: Edit, committed: datetime) -> float | None:
+    """Seconds from the commit to the first change the cloud received that the bridge
+    read after the commit (so it carries the edit); None if none yet."""
+    for entry in cloud.change_log(entity=made.entity, key=made.key):
+        observed = datetime.fromisoformat(entry.observed_at)
+        if observed >= committed and (made.op == "upsert" or entry.op == "delete"):
+            received = datetime.fromisoformat(entry.received_at)
+            return max(0.0, (received - committed).total_seconds())
+    return None
 
 
 def write_demo_config(
@@ -117,6 +208,9 @@ def run_demo(root: Path, *, run_seconds: float = 60.0, today: date | None = None
     _say("Starting the reference cloud (HTTPS on loopback)")
     cloud_dir = root / "cloud"
     shutil.rmtree(cloud_dir, ignore_errors=True)
+    # A fresh practice and a fresh cloud need a fresh bridge: old local state
+    # would take the new practice for one already synced.
+    shutil.rmtree(home, ignore_errors=True)
     cloud = ReferenceCloud(
         cloud_dir / "cloud.sqlite3", tokens={"demo-agent": "demo-token"}, tls=True
     )
@@ -151,32 +245,28 @@ def _configure_and_run(
     _bridge(env, "doctor", check=False)
 
     _say("Running the engine (bridge run)")
-    engine = subprocess.Popen([sys.executable, "-m", "bridge", "run"], env=env)
-    time.sleep(min(4.0, run_seconds / 2))
-    _say("bridge status (while the engine runs: first sync in progress)")
+    print("  (its log lines go to the log files: 'bridge logs' shows them at the end)")
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state_db = home / "data" / "state.sqlite3"
+    _say("First sync: the whole practice goes to the cloud")
+    _show_first_sync(state_db, timeout=run_seconds)
+    _wait_until_synced(state_db, timeout=run_seconds)
+    _say("bridge status (while the engine runs)")
     _bridge(env, "status", check=False)
-    _wait_until_synced(home / "data" / "state.sqlite3", timeout=run_seconds)
-    _say("A receptionist breaks an appointment in the PMS")
-    database = report.connection_string.split("Database=", 1)[1]
-    with sqlite3.connect(database) as raw:
-        apt = raw.execute("SELECT MIN(AptNum) FROM appointment WHERE AptStatus = 1").fetchone()[0]
-        raw.execute("UPDATE appointment SET AptStatus = 5 WHERE AptNum = ?", (apt,))
-    changed = time.monotonic()
-    while time.monotonic() - changed < 15:
-        row = cloud.mirror("appointment").get(str(apt))
-        if row is not None and row.data is not None and row.data.get("status") == "broken":
-            took = time.monotonic() - changed
-            print(f"  appointment {apt} is 'broken' in the cloud {took:.1f} s later")
-            break
-        time.sleep(0.2)
-    else:
-        print(f"  appointment {apt} has not reached the cloud yet")
+    _say("The front desk at work: the receptionist simulator edits the diary")
+    _follow_edits(report.connection_string, cloud, edits=EDITS)
     engine.send_signal(signal.SIGINT)  # what Ctrl+C or a service stop does
     engine.wait(timeout=60)
 
     _say("What the cloud received")
     for entity in ("patient", "appointment", "provider", "operatory", "schedule", "procedure"):
-        print(f"  {entity:<12} {len(cloud.mirror(entity)):>8,} records")
+        live = sum(not row.deleted for row in cloud.mirror(entity).values())
+        print(f"  {entity:<12} {live:>8,} records")
 
     _say("bridge status (after it stopped)")
     _bridge(env, "status", check=False)

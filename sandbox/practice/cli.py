@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 import click
@@ -65,3 +66,38 @@ def practice(
     except PracticeError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(summary(report, parse_target(target).describe()))
+
+
+@click.command()
+@click.option(
+    "--target",
+    default=str(DEFAULT_TARGET),
+    show_default=True,
+    help="The practice to edit: an SQLite file or mariadb://user[:password]@host[:port]/db.",
+)
+@click.option("--count", type=int, default=None, help="Stop after this many edits.")
+@click.option("--per-minute", type=float, default=30.0, show_default=True, help="Edits per minute.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+def simulate(*, target: str, count: int | None, per_minute: float, seed: int) -> None:
+    """Edit the practice as the front desk does (until Ctrl+C or --count).
+
+    Prints one line per committed edit: time, action, entity and key (no
+    personal data).
+    """
+    from sandbox.practice.simulator import Receptionist  # noqa: PLC0415 - pyodbc only here
+
+    where = parse_target(target)
+    password = getattr(where, "password", None) or None
+    try:
+        receptionist = Receptionist(where.connection_string, seed=seed, password=password)
+    except Exception as exc:  # pyodbc.Error and friends: say what failed, briefly
+        raise click.ClickException(f"cannot open {where.describe()}: {exc}") from exc
+    with receptionist, contextlib.suppress(KeyboardInterrupt):  # Ctrl+C ends the session
+        receptionist.run(
+            count,
+            per_minute=per_minute,
+            on_edit=lambda e: click.echo(
+                f"{datetime.fromtimestamp(e.committed_at):%H:%M:%S} "
+                f"{e.action:<18} {e.entity} {e.key} ({e.op})"
+            ),
+        )
