@@ -140,6 +140,7 @@ class OutboxChange(Base):
     # AUTOINCREMENT: a seq is never reused, even after the outbox drains.
     __table_args__ = (
         Index("ix_outbox_lane_seq", "lane", "seq"),
+        Index("ix_outbox_entity_key", "entity", "key"),
         {"sqlite_autoincrement": True},
     )
 

@@ -249,7 +249,7 @@ class UplinkLoop:
         wake: threading.Event,
         *,
         client_factory: Callable[[], CloudClient] | None = None,
-        max_changes: int = 2_000,
+        max_changes: int = 1_000,  # the Cloud API's documented batch limit
         max_bytes: int = 4 * 1024**2,
     ) -> None:
         self.settings = settings
@@ -258,6 +258,7 @@ class UplinkLoop:
         self.wake = wake
         self.max_changes = max_changes
         self.max_bytes = max_bytes
+        self._next_health = 0.0
         self._client_factory = client_factory or (lambda: CloudClient(settings.cloud, secret_store))
 
     def __call__(self, stop: threading.Event) -> None:
@@ -315,6 +316,9 @@ class UplinkLoop:
         crashpoint("uplink.sent")
         self.outbox.acknowledge(batch.batch_id)
         crashpoint("uplink.acknowledged")
+        if time.monotonic() < self._next_health:
+            return  # counting a large backlog after every batch costs more than the batch
+        self._next_health = time.monotonic() + REPORT_SECONDS
         depth, size = self.outbox.depth()
         record_health(
             self.store,

@@ -271,10 +271,12 @@ class Outbox:
 
     def next_batch(self, max_changes: int = 500, max_bytes: int = 1024**2) -> Batch | None:
         with self.store.write() as session:
+            # by the batch_id index: formed batches are few, the backlog is not
             pending_id = session.scalar(
                 select(OutboxChange.batch_id)
                 .where(OutboxChange.batch_id.is_not(None))
-                .order_by(OutboxChange.seq)
+                .group_by(OutboxChange.batch_id)
+                .order_by(func.min(OutboxChange.seq))
                 .limit(1)
             )
             if pending_id is not None:

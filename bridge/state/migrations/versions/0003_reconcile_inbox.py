@@ -38,6 +38,8 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("lane", sa.Integer, nullable=False, server_default="0"))
     op.create_index("ix_outbox_lane_seq", "outbox", ["lane", "seq"])
+    # staging replaces a key's unsent change: without this, a scan per chunk
+    op.create_index("ix_outbox_entity_key", "outbox", ["entity", "key"])
     op.create_table(
         "reconcile_run",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -76,6 +78,7 @@ def downgrade() -> None:
     op.drop_table("inbox_item")
     op.drop_index("ix_reconcile_run_entity", "reconcile_run")
     op.drop_table("reconcile_run")
+    op.drop_index("ix_outbox_entity_key", "outbox")
     op.drop_index("ix_outbox_lane_seq", "outbox")
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("lane")
