@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,10 @@ from typing import Any
 
 import pyodbc
 import pytest
+
+from bridge.pms.odbc import OdbcSettings, PmsConnection, connect
+from bridge.state import StateStore, open_state
+from sandbox.practice import BuildReport, build_practice
 
 MARIADB_DRIVER = os.environ.get("BRIDGE_TEST_MARIADB_DRIVER", "MariaDB Unicode")
 MARIADB_HOST = os.environ.get("BRIDGE_TEST_MARIADB_HOST", "127.0.0.1")
@@ -76,6 +81,37 @@ def mariadb_database(mariadb_admin: pyodbc.Connection) -> Iterator[str]:
         yield name
     finally:
         mariadb_admin.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+# -- the demo practice in SQLite, read through the SQLite3 ODBC driver ---------
+
+
+@pytest.fixture(scope="module")
+def practice(tmp_path_factory: pytest.TempPathFactory) -> BuildReport:
+    """The demo practice, built once per module; tests work on copies (``db``)."""
+    return build_practice(tmp_path_factory.mktemp("practice") / "od.sqlite3", size="demo")
+
+
+@pytest.fixture
+def db(tmp_path: Path, practice: BuildReport) -> Path:
+    """A private copy of the demo practice's SQLite file."""
+    path = tmp_path / "od.sqlite3"
+    shutil.copy(practice.connection_string.split("Database=", 1)[1], path)
+    return path
+
+
+@pytest.fixture
+def conn(db: Path) -> Iterator[PmsConnection]:
+    with connect(OdbcSettings(connection_string=f"Driver={{SQLite3}};Database={db}")) as c:
+        yield c
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    """A fresh local state store."""
+    s = open_state(tmp_path / "state.sqlite3")
+    yield s
+    s.close()
 
 
 @pytest.fixture

@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-
-from bridge.pms.odbc import OdbcSettings, PmsConnection, connect
+from bridge.pms.odbc import PmsConnection
 from bridge.pms.profile import load_profile
-from bridge.state import StateStore, open_state
+from bridge.state import StateStore
 from bridge.sync.detector import EntitySync
 from bridge.sync.outbox import Outbox
 from bridge.sync.records import RecordReader
-from sandbox.practice import BuildReport, build_practice
+from sandbox.practice import BuildReport
 
 LA = ZoneInfo("America/Los_Angeles")
-
-
-@pytest.fixture(scope="module")
-def practice(tmp_path_factory: pytest.TempPathFactory) -> BuildReport:
-    return build_practice(tmp_path_factory.mktemp("practice") / "od.sqlite3", size="demo")
-
-
-@pytest.fixture
-def db(tmp_path: Path, practice: BuildReport) -> Path:
-    path = tmp_path / "od.sqlite3"
-    shutil.copy(practice.connection_string.split("Database=", 1)[1], path)
-    return path
-
-
-@pytest.fixture
-def conn(db: Path) -> Iterator[PmsConnection]:
-    with connect(OdbcSettings(connection_string=f"Driver={{SQLite3}};Database={db}")) as c:
-        yield c
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    s = open_state(tmp_path / "state.sqlite3")
-    yield s
-    s.close()
 
 
 def make_sync(entity: str, store: StateStore, chunk_rows: int = 5_000) -> EntitySync:

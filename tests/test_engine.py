@@ -40,11 +40,6 @@ agent_id = "agent-1"
 """
 
 
-@pytest.fixture(scope="module")
-def practice(tmp_path_factory: pytest.TempPathFactory) -> BuildReport:
-    return build_practice(tmp_path_factory.mktemp("practice") / "od.sqlite3", size="demo")
-
-
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

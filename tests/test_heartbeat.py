@@ -21,7 +21,7 @@ from bridge.cloud.heartbeat import HeartbeatLoop
 from bridge.config import Settings, load_settings
 from bridge.health import Health, record_health
 from bridge.secrets import MemorySecretStore
-from bridge.state import StateStore, open_state
+from bridge.state import StateStore
 from bridge.state.models import ComponentHealth, InboxItem, SyncCursor
 from bridge.sync.outbox import Outbox
 from bridge.sync.records import Record, content_hash
@@ -80,13 +80,6 @@ def spec_checked_client(settings: Settings) -> Callable[[], CloudClient]:
     checker = _SPEC[0]
     secrets = MemorySecretStore({"cloud-token": TOKEN})
     return lambda: CloudClient(settings.cloud, secrets, event_hooks={"response": [checker.hook]})
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    s = open_state(tmp_path / "state.sqlite3")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -126,13 +126,6 @@ def spec_checked_client(settings: Settings) -> Callable[[], CloudClient]:
     return lambda: CloudClient(settings.cloud, secrets, event_hooks={"response": [checker.hook]})
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    s = open_state(tmp_path / "state.sqlite3")
-    yield s
-    s.close()
-
-
 def make_loop(
     settings: Settings,
     store: StateStore,

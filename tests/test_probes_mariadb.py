@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -23,7 +22,7 @@ from conftest import (
 from bridge.pms.odbc import OdbcSettings, PmsConnection, connect
 from bridge.pms.profile import load_profile
 from bridge.secrets import Secret
-from bridge.state import StateStore, open_state
+from bridge.state import StateStore
 from bridge.sync.detector import EntitySync
 from bridge.sync.outbox import Outbox
 from bridge.sync.records import RecordReader
@@ -61,13 +60,6 @@ def conn(practice: BuildReport) -> Iterator[PmsConnection]:
     settings = OdbcSettings(connection_string=practice.connection_string, password=password)
     with connect(settings) as c:
         yield c
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    s = open_state(tmp_path / "state.sqlite3")
-    yield s
-    s.close()
 
 
 def drain(outbox: Outbox) -> set[tuple[str, str, str]]:

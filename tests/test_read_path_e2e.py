@@ -10,8 +10,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from bridge.config import load_settings
 from bridge.engine import Engine
 from bridge.pms.profile import load_profile
@@ -19,12 +17,7 @@ from bridge.secrets import MemorySecretStore
 from bridge.state import open_state
 from bridge.status import read_status
 from sandbox.cloud.server import ReferenceCloud
-from sandbox.practice import BuildReport, build_practice
-
-
-@pytest.fixture(scope="module")
-def practice(tmp_path_factory: pytest.TempPathFactory) -> BuildReport:
-    return build_practice(tmp_path_factory.mktemp("practice") / "od.sqlite3", size="demo")
+from sandbox.practice import BuildReport
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float) -> float:

@@ -5,7 +5,6 @@ cloud's mirror equals the PMS field for field."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import threading
 import time
@@ -34,7 +33,7 @@ from bridge.config.model import Cloud
 from bridge.pms.odbc import OdbcSettings, PmsConnection, connect
 from bridge.pms.profile import load_profile
 from bridge.secrets import MemorySecretStore, Secret
-from bridge.state import StateStore, open_state
+from bridge.state import StateStore
 from bridge.state.models import ComponentHealth, OutboxChange, ReconcileRun, SyncCursor
 from bridge.sync.outbox import Outbox
 from bridge.sync.reconcile import (
@@ -48,7 +47,7 @@ from bridge.sync.reconcile import (
 from bridge.sync.records import Record, RecordReader
 from sandbox.cloud.server import ReferenceCloud
 from sandbox.cloud.spec import SpecChecker
-from sandbox.practice import BuildReport, build_practice
+from sandbox.practice import build_practice
 
 pytest_plugins = ["sandbox.cloud.fixtures"]
 
@@ -56,31 +55,6 @@ LA = ZoneInfo("America/Los_Angeles")
 PROFILE = load_profile("opendental")
 AGENT = "agent-1"
 TOKEN = "tok-reconcile"
-
-
-@pytest.fixture(scope="module")
-def practice(tmp_path_factory: pytest.TempPathFactory) -> BuildReport:
-    return build_practice(tmp_path_factory.mktemp("practice") / "od.sqlite3", size="demo")
-
-
-@pytest.fixture
-def db(tmp_path: Path, practice: BuildReport) -> Path:
-    path = tmp_path / "od.sqlite3"
-    shutil.copy(practice.connection_string.split("Database=", 1)[1], path)
-    return path
-
-
-@pytest.fixture
-def conn(db: Path) -> Iterator[PmsConnection]:
-    with connect(OdbcSettings(connection_string=f"Driver={{SQLite3}};Database={db}")) as c:
-        yield c
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    s = open_state(tmp_path / "state.sqlite3")
-    yield s
-    s.close()
 
 
 @pytest.fixture

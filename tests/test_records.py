@@ -13,14 +13,9 @@ from bridge.errors import BadValueError, ConfigError
 from bridge.pms.odbc import OdbcSettings, connect
 from bridge.pms.profile import load_profile, parse_profile
 from bridge.sync.records import RecordReader, content_hash
-from sandbox.practice import BuildReport, build_practice
+from sandbox.practice import BuildReport
 
 LA = ZoneInfo("America/Los_Angeles")
-
-
-@pytest.fixture(scope="module")
-def practice(tmp_path_factory: pytest.TempPathFactory) -> BuildReport:
-    return build_practice(tmp_path_factory.mktemp("practice") / "od.sqlite3", size="demo")
 
 
 def test_select_reads_only_key_stamp_and_allowlisted_columns() -> None:

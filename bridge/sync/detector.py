@@ -48,7 +48,7 @@ from bridge.pms.source import pms_now
 from bridge.state import StateStore
 from bridge.state.models import RowState, SyncCursor
 from bridge.sync.outbox import BULK, Outbox
-from bridge.sync.probes import KeyRangeProbe, Probe, StampProbe, State, stamp_text
+from bridge.sync.probes import KeyRangeProbe, Probe, StampProbe, State
 from bridge.sync.records import Record, RecordReader
 
 log = logging.getLogger(__name__)
@@ -313,4 +313,4 @@ class EntitySync:
         return StepResult("delta", len(records), result.staged + deleted, True, len(records))
 
 
-__all__ = ["DEFAULT_OVERLAP", "EntitySync", "StepResult", "probes_for", "stamp_text"]
+__all__ = ["DEFAULT_OVERLAP", "EntitySync", "StepResult", "probes_for"]
