@@ -41,7 +41,7 @@ from bridge.pms.profile import CADENCE_SECONDS, Profile
 from bridge.pms.source import connect_pms
 from bridge.secrets import SecretStore
 from bridge.state import StateStore
-from bridge.sync.detector import DEFAULT_OVERLAP, EntitySync, StepResult, probes_for
+from bridge.sync.detector import EntitySync, StepResult
 from bridge.sync.outbox import Batch, Outbox, OutboxFullError
 from bridge.sync.probes import Probe, StampProbe
 from bridge.sync.records import RecordReader
@@ -90,20 +90,15 @@ class PmsSyncLoop:
             else CADENCE_SECONDS[spec.cadence]
             for name, spec in profile.entities.items()
         }
-        readers = {name: RecordReader(profile, name, zone) for name in profile.entities}
-        sweeps = sum(
-            1 for r in readers.values() for p in probes_for(r, DEFAULT_OVERLAP) if _sweeps(p)
-        )
-        share = engine.sweep_rows_per_minute / max(sweeps, 1)
         self.syncs = {
-            name: EntitySync(
-                reader,
-                outbox,
-                store,
-                sweep_rows=max(100, int(share * self.cadence[name] / 60)),
-            )
-            for name, reader in readers.items()
+            name: EntitySync(RecordReader(profile, name, zone), outbox, store)
+            for name in profile.entities
         }
+        # The sweep budget is shared equally by every sweeping probe.
+        sweeps = sum(1 for sync in self.syncs.values() for p in sync.probes if _sweeps(p))
+        share = engine.sweep_rows_per_minute / max(sweeps, 1)
+        for name, sync in self.syncs.items():
+            sync.sweep_rows = max(100, int(share * self.cadence[name] / 60))
         # entity -> [(entity to hint, field naming its keys)]
         self.related: dict[str, list[tuple[str, str]]] = {}
         for name, spec in profile.entities.items():
