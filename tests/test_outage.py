@@ -44,6 +44,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 AGENT = "agent-outage"
 TOKEN = "outage-token-0123456789"
 OUTAGE_SECONDS = 8.0
+FAULT_WAIT_SECONDS = 90.0  # the uplink's backoff is capped at 60 s
 EDITS_PER_MINUTE = 300.0
 
 
@@ -96,8 +97,16 @@ def test_outages_lose_nothing_and_keep_order(tmp_path: Path) -> None:
 
         def outage(fault: Fault) -> None:
             before = len(edits)
+            fired_before = cloud.stats().faults_fired.get(fault.kind, 0)
             rule = cloud.set_fault(fault)
             time.sleep(OUTAGE_SECONDS)
+            # The uplink may still be backing off from the previous outage:
+            # the fault lasts until it has met at least one request.
+            wait_for(
+                lambda: cloud.stats().faults_fired.get(fault.kind, 0) > fired_before,
+                FAULT_WAIT_SECONDS,
+                f"the {fault.kind} fault met a request",
+            )
             cloud.clear_faults(rule.id)
             during_outage.append(len(edits) - before)
             time.sleep(3.0)
