@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Dialect, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -205,3 +205,79 @@ class InboxItem(Base):
     result_posted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class Booking(Base):
+    """A booking inbox item's progress through the pipeline, one row per item.
+
+    ``stage`` moves ``received`` -> ``matched`` -> ``held`` -> ``verified``
+    -> ``confirmed``; or ends in ``undone`` (hold taken back after a
+    conflict), ``exception`` (waiting for the front desk) or ``rejected``.
+    Each stage is stored before the next PMS write, so a crash resumes (or
+    undoes) from what was recorded, never writing twice. ``detail`` is JSON
+    without personal data (slot, provider, operatory, type, PMS ids).
+    """
+
+    __tablename__ = "booking"
+
+    item_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40), nullable=False)
+    stage: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
+    patient_id: Mapped[str | None] = mapped_column(String(40))
+    patient_created: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    appointment_id: Mapped[str | None] = mapped_column(String(40))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    reason_code: Mapped[str] = mapped_column(String(60), nullable=False, default="")
+    detail: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class BookingException(Base):
+    """A booking decision routed to the front desk.
+
+    ``state`` is ``open`` or ``resolved``. ``context`` is JSON with what is
+    needed to decide (patient candidates, alternative slots, the policy that
+    held it); it may name patients, so it stays in this local database and
+    never reaches a log. ``resolution`` is ``approved``, ``chose_alternative``,
+    ``chose_patient``, ``new_patient`` or ``rejected``.
+    """
+
+    __tablename__ = "booking_exception"
+    __table_args__ = (
+        Index("ix_booking_exception_state", "state", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[str] = mapped_column(String(128), nullable=False, index=True)
+    reason_code: Mapped[str] = mapped_column(String(60), nullable=False)
+    state: Mapped[str] = mapped_column(String(20), nullable=False)
+    context: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    resolution: Mapped[str | None] = mapped_column(String(40))
+    resolution_detail: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    resolved_by: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+
+
+class AuditEntry(Base):
+    """One entry of the append-only, hash-chained audit trail.
+
+    ``hash`` = SHA-256 over ``prev_hash`` and the entry's canonical JSON
+    (seq, recorded_at, kind, actor, subject, data); the first entry's
+    ``prev_hash`` is 64 zeros. ``data`` holds ids and codes, never personal
+    data. See :mod:`bridge.audit`.
+    """
+
+    __tablename__ = "audit_entry"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    kind: Mapped[str] = mapped_column(String(60), nullable=False)
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    subject: Mapped[str] = mapped_column(String(200), nullable=False)
+    data: Mapped[str] = mapped_column(Text, nullable=False)
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
