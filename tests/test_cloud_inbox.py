@@ -183,11 +183,28 @@ def test_results_are_idempotent_per_item(
     repeat = cloud_client.post(url, json=dict(reversed(list(CONFLICT.items()))))
     assert repeat.status_code == 200
     assert repeat.json() == {**first.json(), "duplicate": True}
-    other = cloud_client.post(url, json={"status": "confirmed", "pms_ids": {"appointment": "9"}})
-    assert (other.status_code, other.json()["code"]) == (409, "result_conflict")
     [result] = reference_cloud.results()
     assert (result.id, result.status, result.repeats) == (item.id, "conflict", 1)
     assert result.result["alternatives"] == CONFLICT["alternatives"]
+
+
+def test_a_provisional_result_is_replaced_once_a_final_one_comes(
+    reference_cloud: ReferenceCloud, cloud_client: httpx.Client
+) -> None:
+    """The front desk's decision on a conflict or review reaches the cloud as a new result."""
+    item = reference_cloud.enqueue("booking.request", BOOKING)
+    url = f"/v1/inbox/{item.id}/result"
+    assert cloud_client.post(url, json=CONFLICT).status_code == 200
+    final = {"status": "confirmed", "pms_ids": {"appointment": "9"}}
+    replaced = cloud_client.post(url, json=final)
+    assert (replaced.status_code, replaced.json()["duplicate"]) == (200, False)
+    assert cloud_client.post(url, json=final).json()["duplicate"] is True
+    other = cloud_client.post(url, json={"status": "rejected", "reason": CONFLICT["reason"]})
+    assert (other.status_code, other.json()["code"]) == (409, "result_conflict")
+    back = cloud_client.post(url, json=CONFLICT)
+    assert (back.status_code, back.json()["code"]) == (409, "result_conflict")
+    [result] = reference_cloud.results()
+    assert (result.status, result.result["pms_ids"]) == ("confirmed", {"appointment": "9"})
 
 
 def test_a_result_with_defaults_equals_one_spelt_out(

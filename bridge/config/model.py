@@ -359,6 +359,69 @@ class Engine(_Section):
     )
 
 
+BookingPolicy = Literal["auto", "approve", "never"]
+
+
+class Bookings(_Section):
+    """How cloud bookings are written into the diary (used once a [writer] is configured)."""
+
+    default_policy: BookingPolicy = Field(
+        default="auto",
+        description="What happens to a booking whose appointment type has no entry in "
+        "type_policies: auto (write and confirm), approve (write a tentative hold and ask the "
+        "front desk) or never (refuse: not bookable online).",
+        json_schema_extra=_meta(type_label="one of: auto, approve, never"),
+    )
+    type_policies: dict[str, BookingPolicy] = Field(
+        default={},
+        description="Policy per appointment type, by the type's name in the PMS, e.g. "
+        '{ "New Patient Exam" = "approve", "Emergency" = "never" }.',
+        json_schema_extra=_meta(type_label="table of type name = auto | approve | never"),
+    )
+    window_days: int = Field(
+        default=90,
+        ge=1,
+        le=730,
+        description="How far ahead a booking may be made, in days.",
+    )
+    min_notice_minutes: int = Field(
+        default=120,
+        ge=0,
+        le=20_160,
+        description="How soon before its start a booking may still be made online; closer "
+        "cancellations go to the front desk.",
+    )
+    buffer_minutes: int = Field(
+        default=0,
+        ge=0,
+        le=120,
+        description="Free time kept before and after every appointment in an operatory.",
+    )
+    alternatives: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="How many free alternatives a conflict offers on each side of the time asked.",
+    )
+    hold_status: str = Field(
+        default="Unconfirmed",
+        min_length=1,
+        description="The PMS's appointment confirmation status (Open Dental: a definition of "
+        "category ApptConfirmed) that marks a tentative hold.",
+    )
+    confirmed_status: str = Field(
+        default="Confirmed",
+        min_length=1,
+        description="The confirmation status a booking gets once verified (or approved).",
+    )
+    new_patient_billing_type: str | None = Field(
+        default=None,
+        description="Billing type (by name) of patients the bridge creates; default: the "
+        "PMS's first visible billing type.",
+        examples=["Standard Account"],
+    )
+
+
 class Logging(_Section):
     """Local log files (JSON lines, rotated; personal data is masked)."""
 
@@ -412,3 +475,6 @@ class Settings(_Section):
     engine: Engine = Field(default=Engine(), description="Engine timing.")
     logging: Logging = Field(default=Logging(), description="Local log files.")
     state: State = Field(default=State(), description="Local state database.")
+    bookings: Bookings = Field(
+        default=Bookings(), description="Online bookings written into the diary."
+    )

@@ -172,7 +172,7 @@ def format_bytes(value: int) -> str:
 
 
 def toml_value(value: object) -> str:
-    """Render a scalar as a TOML value (strings, paths, numbers, booleans)."""
+    """Render a value as TOML: strings, paths, numbers, booleans, inline tables, arrays."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -187,6 +187,11 @@ def toml_value(value: object) -> str:
         if "\\" in value and "'" not in value and value.isprintable():
             return f"'{value}'"
         return _basic_string(value)
+    if isinstance(value, dict):
+        items = ", ".join(f"{_basic_string(str(k))} = {toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot render {type(value).__name__} as a TOML setting")
 
 

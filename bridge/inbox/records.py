@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Integer, literal_column, select
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnClause
 
 from bridge.cloud.protocol import Alternative, InboxPage, InboxResult, Reason
@@ -40,6 +41,8 @@ CURSOR_KEY = "inbox.cursor"
 RECEIVED = "received"
 WAITING = "waiting"
 DONE = "done"
+PROVISIONAL = frozenset({"held", "needs_review", "conflict"})
+"""Result statuses the front desk may still replace (Cloud API v1)."""
 _ROWID: ColumnClause[int] = literal_column("inbox_item.rowid", Integer)
 
 
@@ -164,6 +167,8 @@ def finish(store: StateStore, item_id: str, result: InboxResult) -> None:
         row = session.get(InboxItem, item_id)
         if row is None:
             return
+        if row.state == DONE and row.result is not None:
+            return  # the front desk decided while the handler was finishing: keep that
         row.state = DONE
         row.result = json.dumps(result.to_json(), ensure_ascii=False)
         row.updated_at = _now()
@@ -208,3 +213,25 @@ def result_from_json(obj: dict[str, Any]) -> InboxResult:
         ),
         reason=Reason(reason["code"], reason["message"]) if reason else None,
     )
+
+
+def supersede(store: StateStore, item_id: str, result: InboxResult) -> bool:
+    """Replace a provisional result (``held``, ``needs_review``, ``conflict``) with the
+    front desk's decision; the inbox loop then posts it. False when the item is unknown
+    or its stored result is final (``confirmed``, ``rejected``)."""
+    with store.write() as session:
+        return supersede_in(session, item_id, result)
+
+
+def supersede_in(session: Session, item_id: str, result: InboxResult) -> bool:
+    """:func:`supersede` inside the caller's write transaction."""
+    row = session.get(InboxItem, item_id)
+    if row is None:
+        return False
+    if row.result is not None and json.loads(row.result).get("status") not in PROVISIONAL:
+        return False
+    row.state = DONE
+    row.result = json.dumps(result.to_json(), ensure_ascii=False)
+    row.result_posted_at = None
+    row.updated_at = _now()
+    return True

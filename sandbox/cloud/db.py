@@ -84,6 +84,12 @@ CREATE TABLE IF NOT EXISTS results (
     received_at TEXT NOT NULL,
     repeats INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS result_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL REFERENCES inbox (id) ON DELETE CASCADE,
+    body TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS files (
     sha256 TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -102,7 +108,16 @@ CREATE TABLE IF NOT EXISTS heartbeats (
 CREATE INDEX IF NOT EXISTS heartbeats_agent ON heartbeats (agent_id, id);
 """
 
-DATA_TABLES = ("batches", "mirror", "change_log", "results", "inbox", "files", "heartbeats")
+DATA_TABLES = (
+    "batches",
+    "mirror",
+    "change_log",
+    "result_history",
+    "results",
+    "inbox",
+    "files",
+    "heartbeats",
+)
 """Emptied by a reset, children first. ``meta`` and ``sqlite_sequence`` stay, so
 ids and inbox cursors keep increasing across resets."""
 

@@ -14,6 +14,10 @@ wake-up is missed. :meth:`Inbox.wake_all` releases every waiter (at stop).
 
 Results are idempotent per item: the same result again is acknowledged as a
 duplicate, a different one is 409; both checks run in one write transaction.
+The one exception is a *provisional* result (``held``, ``needs_review``,
+``conflict``: the front desk may still decide): a different result replaces
+it, and the replaced body is kept in ``result_history``. A final result
+(``confirmed``, ``rejected``) never changes.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from sandbox.cloud.db import Database
 from sandbox.cloud.models import InboxRecord, JsonObject, ResultRecord
 from sandbox.cloud.validation import CODE, ID
 from sandbox.cloud.wire import ApiError, canonical_sha256
+
+PROVISIONAL = frozenset({"held", "needs_review", "conflict"})
+"""Result statuses the front desk may still turn into another result."""
 
 
 class Inbox:
@@ -150,6 +157,15 @@ class Inbox:
             if item is None:
                 raise ApiError(404, "not_found", f"id: no inbox item {item_id!r}", field="id")
             row = conn.execute("SELECT * FROM results WHERE item_id = ?", (item_id,)).fetchone()
+            if row is not None and row["body_sha256"] != body_sha256 and (
+                row["status"] in PROVISIONAL
+            ):
+                conn.execute(
+                    "INSERT INTO result_history (item_id, body, received_at) VALUES (?, ?, ?)",
+                    (item_id, row["body"], row["received_at"]),
+                )
+                conn.execute("DELETE FROM results WHERE item_id = ?", (item_id,))
+                row = None
             if row is not None:
                 if row["body_sha256"] != body_sha256:
                     raise ApiError(
