@@ -37,6 +37,10 @@
   ``code``/``field``; never request payload data.
 * ``transport`` replaces the network (tests); ``event_hooks`` are passed to
   httpx (tests validate traffic with ``SpecChecker().hook``).
+* Files (:meth:`CloudClient.put_file`) are streamed from an iterator of
+  pieces with ``Content-Length``, never held in memory; an exception raised
+  by the iterator (the file changed while it was read) propagates unchanged
+  and leaves the body incomplete, so the cloud stores nothing.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ import gzip
 import json
 import math
 import ssl
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -82,6 +87,7 @@ from bridge.secrets import Secret, SecretStore
 GZIP_MIN_BYTES = 1024
 CONNECT_TIMEOUT_CAP = 15.0
 USER_AGENT = "dental-pms-bridge"
+FLUSH_BYTES_PER_SECOND = 20 * 1024 * 1024  # slowest disk flush allowed for when uploading
 
 EventHook = Callable[..., Any]
 
@@ -357,6 +363,38 @@ class CloudClient:
         self._raise_for_status(op, response)
         return True
 
+    def put_file(self, sha256: str, upload: FileUpload, pieces: Iterable[bytes]) -> FileAck:
+        """PUT /v1/files/{sha256}: stream exactly ``upload.size`` bytes from ``pieces``.
+
+        Idempotent by content hash. The cloud answers 422 if the bytes do not
+        hash to ``sha256`` and 400 if their count is not the size; 413
+        (:class:`BatchTooLargeError`) when the file is larger than it takes.
+        """
+        op = "upload file"
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(upload.size),
+            "X-File-Name": quote(upload.name, safe=""),
+            "X-File-Size": str(upload.size),
+            "X-File-Kind": upload.kind,
+            "X-Source-Folder": quote(upload.folder, safe=""),
+        }
+        # The cloud answers after storing the body durably: allow for the flush.
+        extra = upload.size / FLUSH_BYTES_PER_SECOND
+        try:
+            response = self._http.request(
+                "PUT",
+                f"/v1/files/{quote(sha256, safe='')}",
+                content=iter(pieces),
+                headers=headers,
+                timeout=self._timeouts(extra),
+            )
+        except httpx.TransportError as exc:
+            raise self._transport_error(op, exc) from exc
+        self._raise_for_status(op, response)
+        ack: FileAck = self._parse(op, response, FileAck.from_json)
+        return ack
+
     def heartbeat(self, payload: Heartbeat) -> HeartbeatAck:
         """POST /v1/heartbeat (last one wins)."""
         op = "heartbeat"
@@ -408,6 +446,38 @@ class CloudClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """What ``PUT /v1/files`` says about a file besides its bytes."""
+
+    name: str  # no folder; at most 255 characters, no '/', '\\' or control characters
+    size: int
+    kind: str  # era835, claim, report, statement or other
+    folder: str  # the export folder's label
+
+
+@dataclass(frozen=True)
+class FileAck:
+    """The cloud's answer to ``PUT /v1/files/{sha256}``."""
+
+    sha256: str
+    size: int
+    duplicate: bool
+
+    @classmethod
+    def from_json(cls, obj: object) -> FileAck:
+        if not isinstance(obj, dict):
+            raise ProtocolError("FileAck must be an object")
+        sha, size, duplicate = obj.get("sha256"), obj.get("size"), obj.get("duplicate")
+        if not isinstance(sha, str):
+            raise ProtocolError("field 'sha256' must be a string")
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise ProtocolError("field 'size' must be an integer")
+        if not isinstance(duplicate, bool):
+            raise ProtocolError("field 'duplicate' must be true or false")
+        return cls(sha, size, duplicate)
 
 
 def _int_or_none(value: object) -> int | None:

@@ -14,7 +14,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bridge.config.spec import format_bytes, iter_settings, section_models, toml_value
+from bridge.config.spec import (
+    format_bytes,
+    iter_settings,
+    repeated_sections,
+    section_models,
+    toml_value,
+)
 
 BEGIN = "<!-- BEGIN GENERATED SETTINGS: python -m bridge.config.docs -->"
 END = "<!-- END GENERATED SETTINGS -->"
@@ -32,9 +38,10 @@ def render_settings_reference() -> str:
         if spec.section != section:
             section = spec.section
             doc = (section_models()[section].__doc__ or "").strip().splitlines()[0]
+            header = f"[[{section}]]" if section in repeated_sections() else f"[{section}]"
             out += [
                 "",
-                f"### `[{section}]`",
+                f"### `{header}`",
                 "",
                 doc,
                 "",

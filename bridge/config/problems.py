@@ -14,7 +14,7 @@ a terminal scroll-back or a support bundle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -57,6 +57,11 @@ def problems_from_validation(exc: ValidationError) -> list[ConfigProblem]:
 
 
 def _problem(error: ErrorDetails) -> ConfigProblem:
+    raw = error["loc"]
+    if len(raw) >= 2 and isinstance(raw[1], int):  # in the n-th table of [[folders]]
+        inner = _problem({**error, "loc": (raw[0], *raw[2:])})
+        where = f"{raw[0]}[{raw[1] + 1}]"
+        return replace(inner, key=where + inner.key.removeprefix(str(raw[0])))
     loc = tuple(str(part) for part in error["loc"][:2])
     context = error.get("ctx") or {}
     cause = context.get("error")

@@ -19,12 +19,18 @@ from __future__ import annotations
 import os
 import tempfile
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bridge import __version__
 from bridge.config.model import Settings
-from bridge.config.spec import SettingSpec, iter_settings, section_models, toml_value
+from bridge.config.spec import (
+    SettingSpec,
+    iter_settings,
+    repeated_sections,
+    section_models,
+    toml_value,
+)
 from bridge.errors import ConfigError
 
 _HEADER = """\
@@ -44,25 +50,45 @@ def _comment(text: str) -> list[str]:
     return [f"# {line}" for line in wrapped]
 
 
-def render_default_config(values: Mapping[str, object] | None = None) -> str:
+def render_default_config(
+    values: Mapping[str, object] | None = None,
+    *,
+    folders: Sequence[Mapping[str, object]] = (),
+) -> str:
     """The commented TOML template, with ``values`` (dotted key -> value) set.
 
-    Raises KeyError for a key that is not a setting.
+    A repeated section (``[[folders]]``) appears once, commented out, as an
+    example; each mapping in ``folders`` (setting name -> value) is written
+    as a real ``[[folders]]`` table at the end. Raises KeyError for a key
+    that is not a setting.
     """
     values = dict(values or {})
     known = {spec.key for spec in iter_settings()}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - known) + sorted(
+        {f"folders.{name}" for folder in folders for name in folder} - known
+    )
     if unknown:
         raise KeyError(f"not settings: {', '.join(unknown)}")
+    repeated = repeated_sections()
     lines = [_HEADER.format(version=__version__).rstrip()]
     section = ""
     for spec in iter_settings():
         if spec.section != section:
             section = spec.section
-            lines += ["", "", *_comment(_section_doc(section)), f"[{section}]"]
+            header = f"[{section}]"
+            if section in repeated:
+                header = f"# [[{section}]]"
+                lines += ["", "", *_comment(_section_doc(section))]
+                lines += _comment("Repeat the table for each one; remove the '#' signs to use it.")
+                lines.append(header)
+            else:
+                lines += ["", "", *_comment(_section_doc(section)), header]
         lines.append("")
         lines += _comment(spec.description)
-        if spec.key in values and values[spec.key] is not None:
+        if spec.section in repeated:
+            shown = spec.example if spec.example is not None else spec.default
+            lines.append(f"# {spec.name} = {toml_value(shown if shown is not None else '')}")
+        elif spec.key in values and values[spec.key] is not None:
             lines.append(f"{spec.name} = {toml_value(values[spec.key])}")
         elif spec.required:
             example = toml_value(spec.example) if spec.example is not None else '""'
@@ -72,6 +98,9 @@ def render_default_config(values: Mapping[str, object] | None = None) -> str:
         else:
             example = toml_value(spec.example) if spec.example is not None else '""'
             lines.append(f"# {spec.name} = {example}")
+    for folder in folders:
+        lines += ["", "[[folders]]"]
+        lines += [f"{name} = {toml_value(value)}" for name, value in folder.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -84,12 +113,24 @@ def render_settings(settings: Settings) -> str:
     """Effective settings as TOML-like text; secrets appear by name only."""
     lines: list[str] = []
     section = ""
+    repeated = repeated_sections()
     for spec in iter_settings():
+        if spec.section in repeated:
+            continue
         if spec.section != section:
             section = spec.section
             lines += (["", f"[{section}]"]) if lines else [f"[{section}]"]
         value = getattr(getattr(settings, spec.section), spec.name)
         lines.append(_effective_line(spec, value))
+    for name in sorted(repeated):
+        tables = getattr(settings, name)
+        if not tables:
+            lines += ["", f"# [[{name}]]: none"]
+        for table in tables:
+            lines += ["", f"[[{name}]]"]
+            for spec in iter_settings():
+                if spec.section == name:
+                    lines.append(_effective_line(spec, getattr(table, spec.name)))
     return "\n".join(lines) + "\n"
 
 

@@ -49,13 +49,25 @@ class SettingSpec:
 
 
 def section_models() -> dict[str, type[BaseModel]]:
-    """Section name to model, in file order."""
+    """Section name to model, in file order (a repeated section, ``tuple[Model, ...]``
+    such as ``[[folders]]``, maps to the model of one of its tables)."""
     sections: dict[str, type[BaseModel]] = {}
     for name, field in Settings.model_fields.items():
         model = field.annotation
+        if get_origin(model) is tuple:
+            model = get_args(model)[0]
         assert isinstance(model, type) and issubclass(model, BaseModel)
         sections[name] = model
     return sections
+
+
+def repeated_sections() -> frozenset[str]:
+    """Sections written as arrays of tables (``[[folders]]``), zero or more times."""
+    return frozenset(
+        name
+        for name, field in Settings.model_fields.items()
+        if get_origin(field.annotation) is tuple
+    )
 
 
 def iter_settings() -> Iterator[SettingSpec]:

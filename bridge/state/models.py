@@ -281,3 +281,46 @@ class AuditEntry(Base):
     data: Mapped[str] = mapped_column(Text, nullable=False)
     prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class ExportFile(Base):
+    """One file found in an export folder, and how far it got (:mod:`bridge.files`).
+
+    One row per ``(folder, path)``: ``folder`` is the folder's label, ``path``
+    the file's path below the folder with ``/`` separators. ``state`` is
+    ``waiting`` (settling, held open, or retrying), ``sending`` (hashed and
+    being uploaded: after a crash the cloud is asked whether it arrived),
+    ``uploaded``, ``duplicate`` (the cloud already had the content) or
+    ``quarantined``; ``reason_code`` and ``reason`` say why a file waits or
+    is quarantined (no personal data: file names are shown, never content).
+    ``size`` and ``mtime_ns`` are the file as last seen; a file seen again
+    with the same pair after ``uploaded`` or ``duplicate`` is not sent
+    again. ``after_done`` is ``kept``, ``moved`` or ``deleted`` once the
+    folder's after-upload action ran.
+    """
+
+    __tablename__ = "export_file"
+    __table_args__ = (
+        Index("ix_export_file_folder_path", "folder", "path", unique=True),
+        Index("ix_export_file_state", "state"),
+        Index("ix_export_file_updated_at", "updated_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    folder: Mapped[str] = mapped_column(String(40), nullable=False)
+    path: Mapped[str] = mapped_column(Text, nullable=False)
+    state: Mapped[str] = mapped_column(String(20), nullable=False)
+    reason_code: Mapped[str] = mapped_column(String(40), nullable=False, default="")
+    reason: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str | None] = mapped_column(String(20))
+    format: Mapped[str | None] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    uploaded_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    after_done: Mapped[str | None] = mapped_column(String(10))
+    archived_to: Mapped[str | None] = mapped_column(Text)

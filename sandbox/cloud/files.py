@@ -8,6 +8,10 @@ part file is deleted (also when the client vanishes mid-way), so nothing is
 kept. A file already stored is not stored again: its body is read and thrown
 away. Two racing uploads of the same file both end in one stored copy (the
 move is atomic and the content identical; the record is inserted once).
+
+:meth:`FileStore.receipts` counts, per SHA-256, the complete bodies that
+arrived since this server started (stored or already stored), so a test can
+prove an agent sent each file exactly once.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -34,11 +40,22 @@ class FileStore:
         self.files_dir = files_dir
         self.incoming = files_dir / ".incoming"
         self.incoming.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._receipts: Counter[str] = Counter()
         for leftover in self.incoming.glob("*.part"):  # from a crash: never complete
             leftover.unlink(missing_ok=True)
 
     def path_of(self, sha256: str) -> Path:
         return self.files_dir / sha256[:2] / sha256
+
+    def receipts(self) -> dict[str, int]:
+        """SHA-256 -> complete bodies received since start (duplicates included)."""
+        with self._lock:
+            return dict(self._receipts)
+
+    def _received(self, sha256: str) -> None:
+        with self._lock:
+            self._receipts[sha256] += 1
 
     def get(self, sha256: str) -> FileRecord | None:
         with self._db.read() as conn:
@@ -52,6 +69,7 @@ class FileStore:
         existing = self.get(sha256)
         if existing is not None:
             _check_size(sum(len(piece) for piece in _bounded(pieces, meta.size)), meta.size)
+            self._received(sha256)
             return existing, True
         part = self.incoming / f"{sha256}.{secrets.token_hex(6)}.part"
         try:
@@ -77,6 +95,7 @@ class FileStore:
             os.replace(part, final)
         finally:
             part.unlink(missing_ok=True)
+        self._received(sha256)
         record = FileRecord(
             sha256=sha256,
             size=size,
@@ -118,6 +137,8 @@ class FileStore:
                 for path in folder.iterdir():
                     path.unlink(missing_ok=True)
                 folder.rmdir()
+        with self._lock:
+            self._receipts.clear()
 
 
 def _bounded(pieces: Iterable[bytes], size: int) -> Iterable[bytes]:
