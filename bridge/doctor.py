@@ -6,8 +6,8 @@ it depends on failed, saying which). Messages name drivers, tables, columns
 and settings, never personal data or secrets.
 
 The checks: configuration, ODBC driver, PMS connection, read-only login,
-profile tables and columns, keyring, disk space, clock and time zone, local
-state.
+profile tables and columns, keyring, diary writer (only when ``[writer]`` is
+configured), disk space, clock and time zone, local state.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from bridge.paths import BridgePaths
 from bridge.pms.odbc import PmsConnection, installed_drivers
 from bridge.pms.profile import Profile, load_profile
 from bridge.pms.source import configured_driver, connect_pms, profile_problems, server_clock
+from bridge.pms.writers.factory import probe_writer
 from bridge.secrets import SecretStore
 from bridge.state import head_revision, open_state
 
@@ -63,7 +64,8 @@ class _Context:
     failed: set[str] = field(default_factory=set)
 
 
-Check = Callable[[_Context], CheckResult]
+Check = Callable[[_Context], CheckResult | None]
+"""A check; None means it does not apply (e.g. no writer configured) and prints nothing."""
 
 
 def run_doctor(
@@ -74,6 +76,8 @@ def run_doctor(
     try:
         for check in CHECKS:
             result = check(ctx)
+            if result is None:
+                continue
             if result.status == "fail":
                 ctx.failed.add(result.name)
             yield result
@@ -200,6 +204,26 @@ def check_keyring(ctx: _Context) -> CheckResult:
     return CheckResult("keyring", "ok", f"{backend} stores and returns secrets")
 
 
+def check_writer(ctx: _Context) -> CheckResult | None:
+    """The diary writer answers and accepts its credentials (nothing is written).
+
+    Open Dental's API: ``GET /definitions?Category=2``; the SQL writer:
+    connect with the write login and inspect its grants. Not shown when no
+    ``[writer]`` is configured.
+    """
+    if ctx.settings is None:
+        return _skip("writer", "configuration invalid")
+    if ctx.settings.writer.kind is None:
+        return None
+    try:
+        message = probe_writer(ctx.settings, ctx.secret_store)
+    except BridgeError as exc:
+        return CheckResult("writer", "fail", exc.message, exc.fix)
+    except Exception as exc:  # a doctor check never raises
+        return CheckResult("writer", "fail", f"the writer check failed ({type(exc).__name__})")
+    return CheckResult("writer", "ok", message)
+
+
 def check_disk(ctx: _Context) -> CheckResult:
     folder = ctx.paths.data_dir
     probe = folder if folder.exists() else next(p for p in folder.parents if p.exists())
@@ -287,6 +311,7 @@ CHECKS: tuple[Check, ...] = (
     check_read_only,
     check_schema,
     check_keyring,
+    check_writer,
     check_disk,
     check_clock,
     check_state,

@@ -396,6 +396,9 @@ def test_every_setting_is_documented() -> None:
         "pms.password_secret",
         "cloud.token_secret",
         "cloud.proxy_password_secret",
+        "writer.developer_key_secret",
+        "writer.customer_key_secret",
+        "writer.password_secret",
     ]
 
 
