@@ -36,6 +36,12 @@ class BridgePaths:
     def state_db(self) -> Path:
         return self.data_dir / "state.sqlite3"
 
+    @property
+    def control_dir(self) -> Path:
+        """The control channel's folder: the engine's key and, on POSIX, its socket
+        (:mod:`bridge.control.endpoint`)."""
+        return self.data_dir / "control"
+
     def ensure(self) -> BridgePaths:
         for folder in (self.config_dir, self.data_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)

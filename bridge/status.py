@@ -10,12 +10,15 @@ the engine died (``crashed``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 
+from bridge.control.pause import read_pause
+from bridge.files.records import folder_counts
 from bridge.inbox.summary import read_inbox_summary
 from bridge.state import StateStore
 from bridge.state.models import ComponentHealth, EngineRun, OutboxChange, ReconcileRun, SyncCursor
@@ -60,6 +63,18 @@ class QueueStatus:
 
 
 @dataclass(frozen=True)
+class FolderFilesStatus:
+    """Files of one export folder by state (:mod:`bridge.files`)."""
+
+    folder: str
+    waiting: int  # settling, held open by another program, or retrying
+    sending: int  # being uploaded (or the upload was interrupted)
+    uploaded: int
+    duplicate: int  # the cloud already had the content
+    quarantined: int  # see ``bridge files --state quarantined`` for reasons
+
+
+@dataclass(frozen=True)
 class StatusSnapshot:
     engine: EngineState
     pid: int | None
@@ -71,6 +86,10 @@ class StatusSnapshot:
     taken_at: datetime
     entities: tuple[EntityStatus, ...] = ()
     queue: QueueStatus | None = None
+    paused: bool = False  # paused through the control channel (persisted in state)
+    paused_since: datetime | None = None
+    paused_by: str = ""
+    files: tuple[FolderFilesStatus, ...] = ()  # export folders (bridge.files), by label
 
     def component(self, name: str) -> ComponentStatus | None:
         return next((c for c in self.components if c.component == name), None)
@@ -81,6 +100,72 @@ class StatusSnapshot:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=_json_default, indent=2)
+
+    @classmethod
+    def from_json(cls, data: str | Mapping[str, Any]) -> StatusSnapshot:
+        """The snapshot :meth:`to_json` wrote (text or parsed); raises ValueError,
+        KeyError or TypeError if it is not one."""
+        obj: Mapping[str, Any] = json.loads(data) if isinstance(data, str) else data
+        queue = obj.get("queue")
+        return cls(
+            engine=obj["engine"],
+            pid=obj.get("pid"),
+            version=obj.get("version"),
+            started_at=_time(obj.get("started_at")),
+            heartbeat_at=_time(obj.get("heartbeat_at")),
+            stopped_at=_time(obj.get("stopped_at")),
+            components=tuple(
+                ComponentStatus(
+                    c["component"],
+                    c["status"],
+                    c["message"],
+                    c["fix"],
+                    c.get("error_kind"),
+                    _required_time(c["checked_at"]),
+                    _time(c.get("last_ok_at")),
+                    dict(c.get("details") or {}),
+                )
+                for c in obj.get("components", ())
+            ),
+            taken_at=_required_time(obj["taken_at"]),
+            entities=tuple(
+                EntityStatus(
+                    entity=e["entity"],
+                    phase=e["phase"],
+                    rows_done=int(e["rows_done"]),
+                    rows_total=e.get("rows_total"),
+                    last_success_at=_time(e.get("last_success_at")),
+                    lag_seconds=e.get("lag_seconds"),
+                    rows_examined=int(e["rows_examined"]),
+                    in_sync_percent=e.get("in_sync_percent"),
+                    verified_at=_time(e.get("verified_at")),
+                )
+                for e in obj.get("entities", ())
+            ),
+            queue=QueueStatus(
+                int(queue["outbox_changes"]),
+                int(queue["outbox_bytes"]),
+                int(queue["inbox_pending"]),
+                {str(k): int(v) for k, v in dict(queue["inbox_waiting"]).items()},
+            )
+            if queue is not None
+            else None,
+            paused=bool(obj.get("paused", False)),
+            paused_since=_time(obj.get("paused_since")),
+            paused_by=str(obj.get("paused_by") or ""),
+            files=tuple(
+                FolderFilesStatus(**{k: f[k] for k in FolderFilesStatus.__dataclass_fields__})
+                for f in obj.get("files", ())
+            ),
+        )
+
+
+def _time(value: object) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
+
+
+def _required_time(value: object) -> datetime:
+    return datetime.fromisoformat(str(value))
 
 
 def _json_default(value: object) -> str:
@@ -109,10 +194,13 @@ def read_status(store: StateStore, now: datetime | None = None) -> StatusSnapsho
         )
     entities = _entities(store, now)
     queue = _queue(store)
+    pause = read_pause(store)
+    files = _files(store)
     if run is None:
         return StatusSnapshot(
-            "never-started", None, None, None, None, None, components, now, entities, queue
-        )
+            "never-started", None, None, None, None, None, components, now, entities, queue,
+            paused=pause.paused, paused_since=pause.since, paused_by=pause.by, files=files,
+        )  # fmt: skip
     state: EngineState
     if run.stopped_at is not None:
         state = "stopped"
@@ -131,7 +219,16 @@ def read_status(store: StateStore, now: datetime | None = None) -> StatusSnapsho
         now,
         entities,
         queue,
+        paused=pause.paused,
+        paused_since=pause.since,
+        paused_by=pause.by,
+        files=files,
     )
+
+
+def _files(store: StateStore) -> tuple[FolderFilesStatus, ...]:
+    counts = sorted(folder_counts(store).items())
+    return tuple(FolderFilesStatus(folder, **by_state) for folder, by_state in counts)
 
 
 def _entities(store: StateStore, now: datetime) -> tuple[EntityStatus, ...]:

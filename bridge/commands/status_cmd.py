@@ -1,4 +1,5 @@
-"""``bridge status``: what the engine is doing, read from local state."""
+"""``bridge status``: what the engine is doing, from the engine's control
+channel or, when no engine answers, from the local state."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 import click
 
 from bridge.commands.context import cli_paths
+from bridge.control.client import ControlClient
+from bridge.control.errors import ControlError, EngineNotRunning
+from bridge.paths import BridgePaths
 from bridge.state import open_state
 from bridge.status import StatusSnapshot, read_status
 
@@ -41,6 +45,12 @@ def render(snapshot: StatusSnapshot) -> str:
         lines.append(f"engine   stopped ({_ago(snapshot.stopped_at, now)})")
     else:
         lines.append("engine   never started on this machine (run 'bridge run')")
+    if snapshot.paused:
+        by = f" by {snapshot.paused_by}" if snapshot.paused_by else ""
+        lines.append(
+            f"paused   since {_ago(snapshot.paused_since, now)}{by}: no PMS reads, no sending, "
+            "no inbox ('bridge resume' continues)"
+        )
     for comp in snapshot.components:
         checked = _ago(comp.checked_at, now)
         line = f"{comp.component:<8} {comp.status:<4} {comp.message} (checked {checked})"
@@ -60,6 +70,11 @@ def render(snapshot: StatusSnapshot) -> str:
                 f" ({waiting} waiting)" if waiting else ""
             )
         lines.append(line)
+    for f in snapshot.files:  # export folders; 'bridge files' lists the files
+        lines.append(
+            f"files    {f.folder}: {f.waiting + f.sending} waiting, {f.quarantined} quarantined, "
+            f"{f.uploaded} uploaded, {f.duplicate} already in the cloud"
+        )
     if snapshot.entities:
         lines.append("")
         lines.append(f"{'entity':<18}{'phase':<9}{'rows':>12}  {'last read':<12}in sync")
@@ -114,17 +129,34 @@ def _size(n: int) -> str:
     return f"{n / 1024**2:,.1f} MiB"
 
 
+def _snapshot(paths: BridgePaths) -> tuple[StatusSnapshot, str]:
+    """The snapshot from the running engine (control channel), else from the
+    local state; and a line saying which."""
+    try:
+        with ControlClient.connect(paths, timeout=5.0) as client:
+            return client.status(), "(from the running engine, through its control channel)"
+    except EngineNotRunning:
+        source = "(read from the local state: the engine does not answer)"
+    except ControlError as exc:
+        source = f"(read from the local state: the control channel failed: {exc})"
+    path: Path = paths.state_db
+    store = open_state(path)
+    try:
+        return read_status(store, datetime.now(UTC)), source
+    finally:
+        store.close()
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the snapshot as JSON.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Show whether the engine runs and the health of each component."""
-    path: Path = cli_paths(ctx).state_db
-    store = open_state(path)
-    try:
-        snapshot = read_status(store, datetime.now(UTC))
-    finally:
-        store.close()
-    click.echo(snapshot.to_json() if as_json else render(snapshot))
+    """Show whether the engine runs and the health of each component.
+
+    Asks the running engine through its control channel; when none answers,
+    reads the local state (the last line says which).
+    """
+    snapshot, source = _snapshot(cli_paths(ctx))
+    click.echo(snapshot.to_json() if as_json else f"{render(snapshot)}\n{source}")
     if snapshot.engine != "running":
         ctx.exit(3)
