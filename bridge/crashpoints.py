@@ -37,6 +37,12 @@ POINTS = (
     "inbox.received",
     "inbox.handled",
     "inbox.posted",
+    "booking.patient_created",
+    "booking.hold_written",
+    "booking.released",
+    "booking.confirmed",
+    "booking.cancelled",
+    "booking.moved",
 )
 
 _ENV = "BRIDGE_CRASHPOINT"

@@ -2,8 +2,9 @@
 
 Each part of the world around the bridge adds one subcommand here
 (``practice`` builds the sample practice database, ``simulate`` edits it as
-the front desk does, ``cloud`` serves the reference cloud, ``demo`` runs the
-README's demo).
+the front desk does, ``cloud`` serves the reference cloud, ``odapi`` serves
+a stand-in of Open Dental's API Service, ``bookings`` queues booking
+requests in a running cloud, ``demo`` runs the README's demo).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import click
 
+from sandbox.bookings import bookings
 from sandbox.cloud.cli import cloud
+from sandbox.odapi.cli import odapi
 from sandbox.practice.cli import practice, simulate
 
 
@@ -43,6 +46,8 @@ main.add_command(practice)
 main.add_command(cloud)
 main.add_command(demo)
 main.add_command(simulate)
+main.add_command(odapi)
+main.add_command(bookings)
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,12 @@
 The first sync is shown as a progress bar read from the engine's own status
 snapshot (:func:`bridge.status.read_status`); then the receptionist simulator
 makes a few edits and each is followed until it appears in the reference
-cloud (action, entity and key only: no personal data on screen).
+cloud (action, entity and key only: no personal data on screen). Then the
+cloud sends online bookings (:mod:`sandbox.bookings`): clean ones land in
+the diary through the stand-in of Open Dental's API Service, a clash comes
+back with alternatives, an ambiguous patient waits in the front desk's
+queue and is resolved with ``bridge exceptions choose``; ``bridge audit
+verify`` proves the audit trail.
 
 Everything happens under ``var/demo/`` in the working tree: the practice
 database, and ``BRIDGE_HOME`` (config, state, logs) of the demo bridge. The
@@ -13,6 +18,7 @@ IT would run it. Re-running the demo starts from a fresh practice.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,16 +28,21 @@ import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pyodbc
 
 from bridge.state import open_state
 from bridge.status import read_status
+from sandbox.bookings import booking_requests
 from sandbox.cloud.server import ReferenceCloud
+from sandbox.odapi.testing import OdApiProcess
 from sandbox.practice import TIMEZONE, BuildReport, build_practice
 from sandbox.practice.simulator import Edit, Receptionist
 
 EDITS = 16  # receptionist edits followed to the cloud
+DEMO_DEVELOPER_KEY = "demo-developer-key"
+DEMO_CUSTOMER_KEY = "demo-customer-key"
 
 DEMO_QUERY = (
     "SELECT AptNum, PatNum, AptDateTime, Pattern, Op, ProvNum, AptStatus, DateTStamp "
@@ -142,6 +153,62 @@ def _follow_edits(connection_string: str, cloud: ReferenceCloud, *, edits: int) 
         print(f"  median {latencies[len(latencies) // 2]:.1f} s over {len(latencies)} edits")
 
 
+def _bookings(env: dict[str, str], connection_string: str, cloud: ReferenceCloud) -> None:
+    """Online bookings: clean ones land, a clash gets alternatives, a doubt waits."""
+    _say("Online bookings arrive from the cloud: clean, clashing and ambiguous")
+    planned = booking_requests(connection_string, clean=3, clash=1, ambiguous=1)
+    queued = [(plan.kind, cloud.enqueue("booking.request", plan.payload)) for plan in planned]
+    deadline = time.monotonic() + 60
+    results: dict[str, Any] = {}
+    while time.monotonic() < deadline and len(results) < len(queued):
+        results = {r.id: r for r in cloud.results()}
+        time.sleep(0.1)
+    for kind, item in queued:
+        result = results.get(item.id)
+        if result is None:
+            print(f"  {kind:<10} no result yet")
+            continue
+        created = datetime.fromisoformat(item.created_at)
+        seconds = (datetime.fromisoformat(result.received_at) - created).total_seconds()
+        body = result.result
+        reason = (body.get("reason") or {}).get("code", "")
+        ids = ", ".join(f"{k} #{v}" for k, v in (body.get("pms_ids") or {}).items())
+        alternatives = len(body.get("alternatives") or [])
+        line = f"  {kind:<10} -> {result.status:<12} {reason:<18} in {seconds:.2f} s"
+        if ids:
+            line += f"  ({ids})"
+        if alternatives:
+            line += f"  ({alternatives} alternatives offered)"
+        print(line)
+    _say("The front desk's queue (bridge exceptions)")
+    _bridge(env, "exceptions", "list", check=False)
+    ambiguous = [item for kind, item in queued if kind == "ambiguous"]
+    waiting = _open_exception_for(env, ambiguous[0].id) if ambiguous else None
+    if waiting is not None:
+        exception_id, candidate = waiting
+        _bridge(env, "exceptions", "show", str(exception_id), check=False)
+        print("  The receptionist knows the patient: book it for the candidate.")
+        _bridge(
+            env, "exceptions", "choose", str(exception_id), candidate, "--by", "demo", check=False
+        )
+    _say("The audit trail of every write and decision (bridge audit verify)")
+    _bridge(env, "audit", "verify", check=False)
+
+
+def _open_exception_for(env: dict[str, str], item_id: str) -> tuple[int, str] | None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "bridge", "exceptions", "list", "--json"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if listed.returncode != 0:
+        return None
+    for view in json.loads(listed.stdout or "[]"):
+        candidates = view.get("context", {}).get("candidates") or []
+        if view["item_id"] == item_id and candidates:
+            return int(view["id"]), str(candidates[0]["patient_id"])
+    return None
+
+
 def _arrival(cloud: ReferenceCloud, made: Edit, committed: datetime) -> float | None:
     """Seconds from the commit to the first change the cloud received that the bridge
     read after the commit (so it carries the edit); None if none yet."""
@@ -154,7 +221,11 @@ def _arrival(cloud: ReferenceCloud, made: Edit, committed: datetime) -> float | 
 
 
 def write_demo_config(
-    config_file: Path, connection_string: str, cloud_url: str, ca_path: Path
+    config_file: Path,
+    connection_string: str,
+    cloud_url: str,
+    ca_path: Path,
+    writer_url: str = "http://127.0.0.1:30223/api/v1",
 ) -> None:
     config_file.parent.mkdir(parents=True, exist_ok=True)
     config_file.write_text(
@@ -177,6 +248,16 @@ def write_demo_config(
                 "",
                 "[logging]",
                 'level = "INFO"',
+                "",
+                "# Bookings are written through the stand-in of Open Dental's API Service.",
+                "[writer]",
+                'kind = "opendental-api"',
+                f'url = "{writer_url}"',
+                'developer_key_secret = "od-developer-key"',
+                'customer_key_secret = "od-customer-key"',
+                "",
+                "[bookings]",
+                "min_notice_minutes = 60",
                 "",
             ]
         ),
@@ -216,29 +297,45 @@ def run_demo(root: Path, *, run_seconds: float = 60.0, today: date | None = None
     )
     cloud.start()
     print(f"  {cloud.url} (CA {cloud.ca_path})")
+    _say("Starting the stand-in of Open Dental's API Service (the sanctioned write route)")
+    database = report.connection_string.split("Database=", 1)[1].split(";", 1)[0]
+    odapi = OdApiProcess(database, root / "odapi", keys=[(DEMO_DEVELOPER_KEY, DEMO_CUSTOMER_KEY)])
+    odapi.start()
+    print(f"  {odapi.api_url}")
     try:
-        _configure_and_run(env, home, report, cloud, run_seconds)
+        _configure_and_run(env, home, report, cloud, run_seconds, odapi.api_url)
     finally:
+        odapi.stop()
         cloud.stop()
     print(f"\nDemo files are under {root}. Try: BRIDGE_HOME={home} .venv/bin/bridge doctor")
 
 
 def _configure_and_run(
-    env: dict[str, str], home: Path, report: BuildReport, cloud: ReferenceCloud, run_seconds: float
+    env: dict[str, str],
+    home: Path,
+    report: BuildReport,
+    cloud: ReferenceCloud,
+    run_seconds: float,
+    writer_url: str,
 ) -> None:
     _say("Configuring the bridge")
     config_file = home / "config" / "bridge.toml"
     assert cloud.ca_path is not None
-    write_demo_config(config_file, report.connection_string, cloud.url, cloud.ca_path)
+    write_demo_config(config_file, report.connection_string, cloud.url, cloud.ca_path, writer_url)
     _bridge(env, "--version")
-    print("$ bridge secret set cloud-token --from-stdin   (the token goes to the keyring)")
-    subprocess.run(
-        [sys.executable, "-m", "bridge", "secret", "set", "cloud-token", "--from-stdin"],
-        input="demo-token",
-        text=True,
-        env=env,
-        check=True,
-    )
+    for name, value in (
+        ("cloud-token", "demo-token"),
+        ("od-developer-key", DEMO_DEVELOPER_KEY),
+        ("od-customer-key", DEMO_CUSTOMER_KEY),
+    ):
+        print(f"$ bridge secret set {name} --from-stdin   (secrets go to the keyring)")
+        subprocess.run(
+            [sys.executable, "-m", "bridge", "secret", "set", name, "--from-stdin"],
+            input=value,
+            text=True,
+            env=env,
+            check=True,
+        )
     _bridge(env, "config", "check")
 
     _say("bridge doctor")
@@ -260,6 +357,7 @@ def _configure_and_run(
     _bridge(env, "status", check=False)
     _say("The front desk at work: the receptionist simulator edits the diary")
     _follow_edits(report.connection_string, cloud, edits=EDITS)
+    _bookings(env, report.connection_string, cloud)
     engine.send_signal(signal.SIGINT)  # what Ctrl+C or a service stop does
     engine.wait(timeout=60)
 

@@ -16,8 +16,14 @@ Actions per reason (:func:`actions_for`):
   ``new_patient``, ``reject``;
 * ``slot_taken`` and the other slot reasons: ``choose_alternative`` (an
   index into the alternatives), ``reject``;
-* ``approval_required`` (the policy holds this type for the front desk):
-  ``approve``, ``reject``.
+* ``approval_required`` (the policy holds this type for the front desk)
+  and ``late_change`` (a cancel or move inside the minimum notice):
+  ``approve``, ``reject``;
+* ``double_booked`` (someone put an appointment on top of a bridge
+  booking after it was verified): ``approve`` keeps both, ``reject``
+  takes the bridge's booking out of the diary;
+* ``pms_refused`` (the PMS refused the write; book by hand if wanted):
+  ``reject``.
 
 The context may name patients: it stays in this local database and the
 panel, and is never logged.
@@ -49,15 +55,18 @@ ACTIONS: tuple[Action, ...] = (
     "reject",
 )
 PATIENT_REASONS = frozenset({"ambiguous_patient", "near_match", "unconfirmed_match"})
-APPROVAL_REASON = "approval_required"
+APPROVAL_REASONS = frozenset({"approval_required", "late_change", "double_booked"})
+REVIEW_ONLY_REASONS = frozenset({"pms_refused"})
 
 
 def actions_for(reason_code: str) -> tuple[Action, ...]:
     """The actions that resolve an exception with this reason, in menu order."""
     if reason_code in PATIENT_REASONS:
         return ("choose_patient", "new_patient", "reject")
-    if reason_code == APPROVAL_REASON:
+    if reason_code in APPROVAL_REASONS:
         return ("approve", "reject")
+    if reason_code in REVIEW_ONLY_REASONS:
+        return ("reject",)
     return ("choose_alternative", "reject")
 
 
@@ -252,7 +261,5 @@ def list_exceptions(
 def count_open(store: StateStore) -> int:
     with store.read() as session:
         return len(
-            session.scalars(
-                select(BookingException.id).where(BookingException.state == OPEN)
-            ).all()
+            session.scalars(select(BookingException.id).where(BookingException.state == OPEN)).all()
         )

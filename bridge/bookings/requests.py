@@ -276,9 +276,7 @@ def parse_booking_request(
     raw_type = payload.get("appointment_type")
     if isinstance(raw_type, int) and not isinstance(raw_type, bool):
         raw_type = str(raw_type)
-    appointment_type = _text(
-        {"t": raw_type}, "t", "appointment_type", MAX_TYPE, required=True
-    )
+    appointment_type = _text({"t": raw_type}, "t", "appointment_type", MAX_TYPE, required=True)
     assert appointment_type is not None
     notes = _text(payload, "notes", "notes", MAX_NOTES, required=False) or ""
     source = payload.get("source")
@@ -300,9 +298,7 @@ def parse_booking_request(
 
 
 def parse_cancel(payload: Mapping[str, Any]) -> CancelRequest:
-    appointment_id = _identifier(
-        payload, "pms_appointment_id", "pms_appointment_id", required=True
-    )
+    appointment_id = _identifier(payload, "pms_appointment_id", "pms_appointment_id", required=True)
     assert appointment_id is not None
     reason = _text(payload, "reason", "reason", MAX_REASON, required=False) or ""
     return CancelRequest(appointment_id, reason)
@@ -311,9 +307,7 @@ def parse_cancel(payload: Mapping[str, Any]) -> CancelRequest:
 def parse_reschedule(
     payload: Mapping[str, Any], *, tz: ZoneInfo, now: datetime
 ) -> RescheduleRequest:
-    appointment_id = _identifier(
-        payload, "pms_appointment_id", "pms_appointment_id", required=True
-    )
+    appointment_id = _identifier(payload, "pms_appointment_id", "pms_appointment_id", required=True)
     assert appointment_id is not None
     return RescheduleRequest(
         appointment_id=appointment_id,
