@@ -8,8 +8,12 @@ from pathlib import Path
 import click
 
 from bridge import __version__
+from bridge.commands.audit_cmd import audit_group
 from bridge.commands.config_cmd import config
+from bridge.commands.control_cmds import bundle, pause, resume, sync
 from bridge.commands.doctor_cmd import doctor
+from bridge.commands.exceptions_cmd import exceptions
+from bridge.commands.files_cmd import files
 from bridge.commands.logs_cmd import logs
 from bridge.commands.run_cmd import run
 from bridge.commands.secret_cmd import secret
@@ -40,7 +44,10 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     obj["config_path"] = config_path or obj.get("config_path") or paths.config_file
 
 
-for command in (config, doctor, logs, run, secret, status):
+for command in (audit_group, config, doctor, exceptions, logs, run, secret, status):
+    cli.add_command(command)
+cli.add_command(files)  # export folders
+for command in (sync, pause, resume, bundle):  # through the local control channel
     cli.add_command(command)
 
 

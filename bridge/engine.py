@@ -18,8 +18,16 @@ heartbeat, and supervises one loop per concern. Today's loops:
   errors to the cloud (:mod:`bridge.cloud.heartbeat`).
 
 The engine is the inbox's :class:`~bridge.inbox.SyncControl`: "sync now"
-and "reconcile now" reach the sync and reconcile loops through it. The
-folder watchers join as further loops.
+and "reconcile now" reach the sync and reconcile loops through it. Each
+configured export folder adds a ``folder:<label>`` loop (:mod:`bridge.files`).
+
+The local control channel (:mod:`bridge.control`, used by the CLI and the
+panel) adds the ``control`` and ``control-events`` loops; every "sync now"
+(the channel's or the cloud's) is merged there before it reaches the sync
+loop, and a pause (persisted in state) stops the PMS, sync, uplink,
+reconcile, inbox and folder loops without stopping the engine.
+``exception_desk`` is the booking pipeline's desk, or None when bookings
+are off (the channel then refuses exception actions).
 :meth:`Engine.run` returns after ``stop`` is set and every loop has ended;
 the run is then marked stopped. A crash of the whole process leaves the run
 without a stop time and its heartbeat goes stale, which status reports.
@@ -33,16 +41,23 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import select
 
 from bridge import __version__
 from bridge.backoff import Backoff
+from bridge.bookings.exceptions import ExceptionDesk
+from bridge.bookings.pipeline import BookingPipeline, booking_handlers
+from bridge.bookings.wiring import build_pipeline
 from bridge.cloud.heartbeat import HeartbeatLoop
 from bridge.config import Settings
+from bridge.control.host import ControlHost
 from bridge.errors import BridgeError
+from bridge.files import folder_loops
 from bridge.health import Health, record_health
 from bridge.inbox import InboxLoop, control_handlers
+from bridge.paths import BridgePaths, default_paths
 from bridge.pms.odbc import PmsConnection
 from bridge.pms.profile import Profile
 from bridge.pms.source import connect_pms, profile_problems
@@ -72,6 +87,8 @@ class Engine:
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         pms_ping_seconds: float = PMS_PING_SECONDS,
         realtime_seconds: float | None = None,
+        paths: BridgePaths | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -80,6 +97,15 @@ class Engine:
         self.heartbeat_seconds = heartbeat_seconds
         self.pms_ping_seconds = pms_ping_seconds
         self.realtime_seconds = realtime_seconds
+        # Logs and config for the control channel (support bundle, log view);
+        # by default the bridge's folders, with the data folder the state's.
+        default = default_paths()
+        self.paths = paths or BridgePaths(default.config_dir, store.path.parent, default.log_dir)
+        self.config_path = config_path or Path(
+            os.environ.get("BRIDGE_CONFIG") or self.paths.config_file
+        )
+        self.exception_desk: ExceptionDesk | None = None
+        self.control: ControlHost | None = None
         self._run_id: int | None = None
         self._sync: PmsSyncLoop | None = None
         self._reconcile: ReconcileLoop | None = None
@@ -87,6 +113,13 @@ class Engine:
     # -- SyncControl (the inbox's view of the engine) -------------------------
 
     def request_sync(self, entities: Sequence[str], keys: Sequence[str] = ()) -> None:
+        """Merged with other requests by the control host (five presses: one sync)."""
+        if self.control is not None:
+            self.control.request_sync(entities, keys)
+        else:
+            self._forward_sync(entities, keys)
+
+    def _forward_sync(self, entities: Sequence[str], keys: Sequence[str] = ()) -> None:
         if self._sync is not None:
             self._sync.request_sync(entities, keys)
 
@@ -122,11 +155,16 @@ class Engine:
             interval_seconds=engine.reconcile_interval_hours * 3600,
         )
         self._sync, self._reconcile = sync, reconcile
+        handlers = control_handlers(self, self.profile.entities)
+        bookings = self._booking_pipeline()
+        if bookings is not None:
+            handlers.update(booking_handlers(bookings))
+            self.exception_desk = bookings
         inbox = InboxLoop(
             self.settings,
             self.store,
             self.secret_store,
-            control_handlers(self, self.profile.entities),
+            handlers,
             wait_seconds=INBOX_WAIT_SECONDS,
         )
         cloud_heartbeat = HeartbeatLoop(
@@ -137,15 +175,32 @@ class Engine:
             interval_seconds=engine.status_interval_seconds,
             entities=tuple(self.profile.entities),
         )
+        control = self.control = ControlHost(
+            store=self.store,
+            secret_store=self.secret_store,
+            entities=tuple(self.profile.entities),
+            paths=self.paths,
+            config_path=self.config_path,
+            run_id=self._run_id,
+            forward_sync=self._forward_sync,
+            exception_desk=lambda: self.exception_desk,
+        )
+        control.start(stop)
         supervisor = Supervisor(
             [
-                LoopSpec("heartbeat", self._heartbeat_loop),
-                LoopSpec("pms-watch", self._pms_watch_loop),
-                LoopSpec("pms-sync", sync),
-                LoopSpec("uplink", uplink),
-                LoopSpec("reconcile", reconcile),
-                LoopSpec("inbox", inbox),
-                LoopSpec("cloud-heartbeat", cloud_heartbeat),
+                *control.pausable(
+                    [
+                        LoopSpec("heartbeat", self._heartbeat_loop),
+                        LoopSpec("pms-watch", self._pms_watch_loop),
+                        LoopSpec("pms-sync", sync),
+                        LoopSpec("uplink", uplink),
+                        LoopSpec("reconcile", reconcile),
+                        LoopSpec("inbox", inbox),
+                        LoopSpec("cloud-heartbeat", cloud_heartbeat),
+                        *folder_loops(self.settings, self.store, self.secret_store),
+                    ]
+                ),
+                *control.loops(),
             ],
             stop,
             on_crash=self._report_crash,
@@ -153,8 +208,28 @@ class Engine:
         try:
             supervisor.run()
         finally:
+            if bookings is not None:
+                bookings.shutdown()
+            control.close()
             self._finish_run()
             log.info("engine stopped")
+
+    def _booking_pipeline(self) -> BookingPipeline | None:
+        """The booking pipeline, or None (no writer configured, or it cannot start:
+        then booking items wait in the inbox and the ``bookings`` component says why)."""
+        try:
+            pipeline = build_pipeline(self.settings, self.store, self.secret_store)
+        except BridgeError as exc:
+            record_health(self.store, Health.from_error("bookings", exc))
+            log.warning("bookings are off: the writer cannot start", extra={"error": exc.kind})
+            return None
+        if pipeline is None:
+            return None
+        record_health(
+            self.store,
+            Health("bookings", "ok", f"bookings are written through {self.settings.writer.kind}"),
+        )
+        return pipeline
 
     # -- run bookkeeping -------------------------------------------------
 

@@ -10,4 +10,5 @@ export QT_QPA_PLATFORM=offscreen
 echo "== ruff";  .venv/bin/ruff check .
 echo "== mypy";  .venv/bin/mypy
 echo "== pytest"
-.venv/bin/pytest "$@"
+# one worker per core, whole test files per worker (module fixtures stay shared)
+.venv/bin/pytest -n auto --dist loadfile "$@"

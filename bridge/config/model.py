@@ -23,6 +23,8 @@ Contracts:
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import zoneinfo
 from pathlib import Path
 from typing import Literal
@@ -359,6 +361,189 @@ class Engine(_Section):
     )
 
 
+WriterKind = Literal["opendental-api", "sql"]
+OPENDENTAL_API_PATH = "/api/v1"
+
+
+def _is_lan_address(host: str) -> bool:
+    """``localhost`` or a loopback or private (LAN) IP address literal."""
+    if is_loopback(host):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_private and not address.is_unspecified
+
+
+class Writer(_Section):
+    """How bookings are written into the PMS diary (leave kind unset: no write-back).
+
+    opendental-api writes through Open Dental's API Service (its sanctioned
+    route); sql writes straight into the tables, for a PMS whose vendor
+    allows that (never for Open Dental).
+    """
+
+    kind: WriterKind | None = Field(
+        default=None,
+        description="The write route: opendental-api (Open Dental's API Service) or sql "
+        "(direct writes with a separate write login; not allowed for Open Dental). Unset: "
+        "bookings are not written into the diary.",
+        examples=["opendental-api"],
+        json_schema_extra=_meta(type_label="one of: opendental-api, sql"),
+    )
+    url: str | None = Field(
+        default=None,
+        description="kind = opendental-api: base URL of Open Dental's API Service, normally "
+        "http://<server IP>:30223/api/v1. Plain http (all the API Service speaks) is allowed "
+        "only for localhost and loopback or private (LAN) IP addresses; anything else must be "
+        "https. Without a path, /api/v1 is used.",
+        examples=["http://192.168.1.10:30223/api/v1"],
+        json_schema_extra=_meta(type_label="http(s) URL"),
+    )
+    developer_key_secret: str | None = Field(
+        default=None,
+        description="kind = opendental-api: name of the OS keyring secret holding the Open "
+        "Dental developer key; store it with 'bridge secret set <name>'.",
+        examples=["od-developer-key"],
+        json_schema_extra=_meta(secret_ref=True, type_label=_KEYRING_NAME_LABEL),
+    )
+    customer_key_secret: str | None = Field(
+        default=None,
+        description="kind = opendental-api: name of the OS keyring secret holding the "
+        "practice's Open Dental customer key (Setup > Advanced Setup > API).",
+        examples=["od-customer-key"],
+        json_schema_extra=_meta(secret_ref=True, type_label=_KEYRING_NAME_LABEL),
+    )
+    timeout_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        le=120,
+        description="Longest one write may take before it counts as failed (and is retried "
+        "after checking whether it happened).",
+    )
+    connection_string: str | None = Field(
+        default=None,
+        min_length=1,
+        description="kind = sql: ODBC connection string of the write login, WITHOUT the "
+        "password. Set exactly one of connection_string or dsn.",
+        examples=["Driver={MariaDB Unicode};Server=127.0.0.1;Port=3306;Database=pms"],
+        json_schema_extra=_meta(sensitive=True, type_label="ODBC connection string"),
+    )
+    dsn: str | None = Field(
+        default=None,
+        min_length=1,
+        description="kind = sql: name of an ODBC data source for the write login, instead of "
+        "a connection string.",
+        examples=["PmsWriter"],
+    )
+    user: str | None = Field(
+        default=None,
+        min_length=1,
+        description="kind = sql: database user allowed to write the diary tables (not the "
+        "read-only pms.user), unless the connection string or DSN names it.",
+        examples=["bridge_rw"],
+    )
+    password_secret: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="kind = sql: name of the OS keyring secret holding the write login's "
+        "password. Leave unset for a login without a password.",
+        examples=["pms-writer-password"],
+        json_schema_extra=_meta(secret_ref=True, type_label=_KEYRING_NAME_LABEL),
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = split_url(value, ("http", "https"))
+        host = parts.hostname or ""
+        if parts.scheme.lower() == "http" and not _is_lan_address(host):
+            raise SettingValueError(
+                "may use plain http only for localhost or a loopback or private (LAN) IP "
+                "address, where Open Dental's API Service listens; give the server's IP "
+                f"address, or use https (got host {host[:80]!r})"
+            )
+        if parts.username or parts.password:
+            raise SettingValueError(
+                "must not contain a user name or password; the keys go in the keyring "
+                "(writer.developer_key_secret, writer.customer_key_secret)"
+            )
+        if parts.query or parts.fragment:
+            raise SettingValueError("must not contain '?' or '#' parts")
+        path = parts.path.rstrip("/") or OPENDENTAL_API_PATH
+        return f"{parts.scheme.lower()}://{parts.netloc}{path}"
+
+    @field_validator("connection_string")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value is not None and {"pwd", "password"} & set(odbc_keys(value)):
+            raise SettingValueError(
+                "must not contain a password (PWD= or Password=); remove it, set "
+                "writer.password_secret and store the password with 'bridge secret set <name>'"
+            )
+        return value
+
+    @field_validator("developer_key_secret", "customer_key_secret")
+    @classmethod
+    def _key_names(cls, value: str | None) -> str | None:
+        return None if value is None else check_secret_name(value)
+
+    @field_validator("password_secret")
+    @classmethod
+    def _one_route(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Checks the settings against the kind (runs last: every field is known)."""
+        if value is not None:
+            check_secret_name(value)
+        data = info.data
+        if "kind" not in data:
+            return value  # the kind failed its own check
+        kind = data["kind"]
+        api = ("url", "developer_key_secret", "customer_key_secret")
+        sql = ("connection_string", "dsn", "user")
+        given = {name for name in (*api, *sql) if data.get(name) is not None}
+        if value is not None:
+            given.add("password_secret")
+        if kind is None:
+            if given:
+                first = sorted(given)[0]
+                raise SettingValueError(
+                    f"writer.{first} is set but writer.kind is not; set kind = "
+                    '"opendental-api" or "sql", or remove the [writer] settings',
+                    key="kind",
+                )
+            return value
+        if kind == "opendental-api":
+            for name in api:
+                if name in data and data[name] is None:
+                    example = {"url": '"http://192.168.1.10:30223/api/v1"'}.get(
+                        name, f'"od-{name.split("_")[0]}-key"'
+                    )
+                    raise SettingValueError(
+                        f'is required when kind = "opendental-api" (e.g. {name} = {example})',
+                        key=name,
+                    )
+            wrong = sorted(given & {*sql, "password_secret"})
+        else:
+            if "connection_string" in data and "dsn" in data and (
+                (data["connection_string"] is None) == (data["dsn"] is None)
+            ):
+                state = "neither is set" if data["connection_string"] is None else "both are set"
+                raise SettingValueError(
+                    f'set exactly one of writer.connection_string or writer.dsn when kind = "sql" '
+                    f"({state})",
+                    key="connection_string",
+                )
+            wrong = sorted(given & set(api))
+        if wrong:
+            raise SettingValueError(
+                f'is not used when kind = "{kind}"; remove it', key=wrong[0]
+            )
+        return value
+
+
 BookingPolicy = Literal["auto", "approve", "never"]
 
 
@@ -466,6 +651,144 @@ class State(_Section):
         return resolve_path(value, info)
 
 
+FileKindSetting = Literal["auto", "era835", "claim", "report", "statement", "other"]
+AfterUpload = Literal["leave", "move", "delete"]
+FOLDER_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,31}")
+DEFAULT_EXCLUDES: tuple[str, ...] = ("*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload")
+DEFAULT_EXCLUDES += ("~*", ".*", "Thumbs.db", "desktop.ini")
+
+
+class Folder(_Section):
+    """Export folders whose new files are uploaded to the cloud, once each.
+
+    One [[folders]] table per folder the PMS or a clearinghouse tool writes
+    into (ERA/835 remittances, 837 claim batches, reports, statements).
+    """
+
+    label: str = Field(
+        description="Short unique name of the folder, sent to the cloud with each file "
+        "(letters, digits, space, '_', '.', '-'; at most 32 characters).",
+        examples=["ERA"],
+    )
+    path: Path = Field(
+        description="Absolute path of the folder to watch (a local folder or a mapped share).",
+        examples=["C:\\OpenDental\\Exports\\ERA"],
+    )
+    kind: FileKindSetting = Field(
+        default="auto",
+        description="Kind of files expected: era835, claim, report, statement, other, or auto "
+        "(recognised from the content). X12 835 and 837 files are always recognised by their "
+        "ISA/ST segments; auto sends CSV and PDF files as report and anything else as other.",
+    )
+    include: tuple[str, ...] = Field(
+        default=("*",),
+        min_length=1,
+        description="File name patterns to upload (* and ? wildcards, case-insensitive); a "
+        "pattern with a '/' is matched against the path below the folder.",
+        examples=[["*.835", "*.era"]],
+        json_schema_extra=_meta(type_label="list of patterns"),
+    )
+    exclude: tuple[str, ...] = Field(
+        default=DEFAULT_EXCLUDES,
+        description="File name patterns never to upload, even when included (temporary "
+        "and partial files by default).",
+        json_schema_extra=_meta(type_label="list of patterns"),
+    )
+    recursive: bool = Field(
+        default=False, description="Also watch the folders inside this one."
+    )
+    after: AfterUpload = Field(
+        default="leave",
+        description="What to do with a file once the cloud has it: leave it, move it to "
+        "archive_to, or delete it (only when set to delete here; never by default).",
+    )
+    archive_to: Path | None = Field(
+        default=None,
+        validate_default=True,
+        description="Absolute path of the archive folder that uploaded files are moved "
+        "into when after = move (subfolders are kept). Not watched, even inside the folder.",
+        examples=["C:\\OpenDental\\Exports\\ERA\\uploaded"],
+    )
+    watch: bool = Field(
+        default=True,
+        description="Listen for change events; set false for shares that never send them "
+        "(the periodic rescan finds the files either way).",
+    )
+    settle_seconds: float = Field(
+        default=5.0,
+        ge=0.1,
+        le=3600,
+        description="A file is uploaded only once its size and modification time stayed the "
+        "same across two checks this many seconds apart and no program holds it open for "
+        "writing.",
+    )
+    rescan_seconds: float = Field(
+        default=300.0,
+        ge=1,
+        le=86_400,
+        description="How often the whole folder is scanned again, for files whose change "
+        "events were missed.",
+    )
+    give_up_seconds: float = Field(
+        default=3600.0,
+        ge=1,
+        le=604_800,
+        description="A file still changing (or held open) after this long is quarantined as "
+        "never stable and reported; it is still uploaded if it settles later.",
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if not FOLDER_LABEL.fullmatch(value):
+            raise SettingValueError(
+                f"must be 1 to 32 letters, digits, spaces, '_', '.' or '-', starting with a "
+                f"letter or digit (got {value[:40]!r})"
+            )
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: Path) -> Path:
+        value = value.expanduser()
+        if not value.is_absolute():
+            raise SettingValueError(
+                "must be an absolute path, e.g. 'C:\\OpenDental\\Exports' "
+                f"(got {str(value)[:80]!r})"
+            )
+        return value
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            if not pattern.strip():
+                raise SettingValueError("must not contain an empty pattern")
+        return tuple(p.strip() for p in value)
+
+    @field_validator("archive_to")
+    @classmethod
+    def _archive(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        after, folder = info.data.get("after"), info.data.get("path")
+        if after == "move" and value is None:
+            raise SettingValueError(
+                'is required when after = "move" (the folder uploaded files are moved into)'
+            )
+        if after is not None and after != "move" and value is not None:
+            raise SettingValueError(
+                f'is set but after = "{after}"; set after = "move" to move uploaded files '
+                "there, or remove archive_to"
+            )
+        if value is None:
+            return None
+        value = value.expanduser()
+        if not value.is_absolute():
+            raise SettingValueError(f"must be an absolute path (got {str(value)[:80]!r})")
+        if isinstance(folder, Path) and (value == folder or folder.is_relative_to(value)):
+            raise SettingValueError("must not be the watched folder or a folder containing it")
+        return value
+
+
 class Settings(_Section):
     """All settings of the bridge: the root of ``bridge.toml``."""
 
@@ -475,6 +798,26 @@ class Settings(_Section):
     engine: Engine = Field(default=Engine(), description="Engine timing.")
     logging: Logging = Field(default=Logging(), description="Local log files.")
     state: State = Field(default=State(), description="Local state database.")
+    writer: Writer = Field(
+        default=Writer(), description="The route bookings are written into the diary by."
+    )
     bookings: Bookings = Field(
         default=Bookings(), description="Online bookings written into the diary."
     )
+    folders: tuple[Folder, ...] = Field(
+        default=(),
+        description="Export folders watched for new files to upload, one [[folders]] table each.",
+    )
+
+    @field_validator("folders")
+    @classmethod
+    def _unique_labels(cls, value: tuple[Folder, ...]) -> tuple[Folder, ...]:
+        seen: set[str] = set()
+        for folder in value:
+            if folder.label.casefold() in seen:
+                raise SettingValueError(
+                    f"two [[folders]] tables have the label {folder.label!r}; labels must be "
+                    "unique (letter case aside)"
+                )
+            seen.add(folder.label.casefold())
+        return value
