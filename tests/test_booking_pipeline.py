@@ -468,3 +468,42 @@ def test_an_answered_item_is_never_written_twice(world: World) -> None:
     assert world.pipeline.handle_request(item) == result
     assert world.count() == before
     assert datetime.now(UTC)  # clock sanity
+
+
+@pytest.mark.parametrize("day", ["2027-03-14", "2027-11-07"])
+def test_bookings_on_the_days_clocks_change_land_at_the_local_time_asked(
+    world: World, db: Path, day: str
+) -> None:
+    """Spring forward and fall back: the diary gets the wall-clock time the patient chose."""
+    world.pipeline.policy = Policy.from_settings(make_settings(db, window_days=500).bookings)
+    with sqlite3.connect(db) as raw:
+        raw.execute("DELETE FROM schedule WHERE SchedDate = ?", (day,))
+        raw.execute("DELETE FROM appointment WHERE AptDateTime LIKE ?", (day + "%",))
+        cursor = raw.execute(
+            "INSERT INTO schedule (SchedDate, StartTime, StopTime, SchedType, ProvNum,"
+            " BlockoutType, Note, Status, EmployeeNum, ClinicNum)"
+            " VALUES (?, '00:00:00', '18:00:00', 1, 1, 0, '', 0, 0, 0)",
+            (day,),
+        )
+        raw.execute(
+            "INSERT INTO scheduleop (ScheduleNum, OperatoryNum) VALUES (?, 1)", (cursor.lastrowid,)
+        )
+    for hour in (3, 10):  # right after the hour that changes, and a normal morning time
+        wall = datetime.fromisoformat(f"{day}T{hour:02d}:00:00")
+        start = wall.replace(tzinfo=TZ)
+        result = world.send(
+            "booking.request",
+            booking(Slot(start, start + timedelta(minutes=30), "1", "1"), duration_minutes=30),
+        )
+        assert result.status == "confirmed", (hour, result)
+        row = world.appointment(result.pms_ids["appointment"])
+        assert row["AptDateTime"] == wall, (hour, row["AptDateTime"])
+        assert len(row["Pattern"]) == 6
+
+
+def test_an_unknown_location_is_rejected_without_a_write(world: World) -> None:
+    slot = free_slot(world, 30)
+    before = world.count()
+    result = world.send("booking.request", booking(slot, location_id="77", duration_minutes=30))
+    assert (result.status, result.reason and result.reason.code) == ("rejected", "unknown_location")
+    assert world.count() == before

@@ -119,6 +119,13 @@ class BookingLookups:
         )
         return _id(rows[0]["AptNum"]) if rows else None
 
+    def has_clinic(self, clinic_id: str) -> bool:
+        """Whether ``clinic_id`` is a visible clinic (location) of the practice."""
+        rows = self.conn.execute(
+            "SELECT ClinicNum FROM clinic WHERE ClinicNum = ? AND IsHidden = 0", (int(clinic_id),)
+        )
+        return bool(rows)
+
     def definition_id(self, category: int, name: str) -> str | None:
         """The visible definition of ``category`` whose name is ``name`` (case-insensitive)."""
         rows = self.conn.execute(

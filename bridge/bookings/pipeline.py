@@ -405,6 +405,10 @@ class BookingPipeline:
                 "unknown_appointment_type",
                 "appointment_type is not an appointment type of this practice",
             )
+        if req.location_id is not None and not pms.lookups.has_clinic(req.location_id):
+            return self._reject(
+                item.id, "unknown_location", "location_id is not a location of this practice"
+            )
         policy = self.policy.for_type(kind.name)
         if policy == "never":
             return self._reject(
