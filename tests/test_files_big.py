@@ -10,11 +10,12 @@ disk, deleted at the end with the source.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,7 +53,13 @@ settle_seconds = 0.2
 
 
 def _scan(env: dict[str, str]) -> tuple[int, int, float]:
-    """``bridge files scan`` in a subprocess: exit status, peak RSS (bytes), seconds."""
+    """``bridge files scan`` in a subprocess: exit status, peak RSS (bytes), seconds.
+
+    The peak is the process's own ``VmHWM``, sampled until it exits. (Not
+    ``ru_maxrss`` from ``wait4``: Linux hands an exec'd child the high-water
+    mark of the process it was forked from, so under pytest-xdist a worker
+    that ran big tests before would be counted as the uploader's memory.)
+    """
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "bridge", "files", "scan", "--timeout", "600"],
@@ -60,13 +67,21 @@ def _scan(env: dict[str, str]) -> tuple[int, int, float]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    assert process.stderr is not None
-    errors = process.stderr.read().decode(errors="replace")
-    process.stderr.close()
-    assert process.returncode == 0, errors
-    return process.returncode, usage.ru_maxrss * 1024, time.monotonic() - started
+    peak = 0
+    stderr = process.stderr
+    assert stderr is not None
+    errors: list[bytes] = []
+    reader = threading.Thread(target=lambda: errors.append(stderr.read()))
+    reader.start()
+    while process.poll() is None:
+        with contextlib.suppress(OSError, AssertionError):  # exiting: the last reading stands
+            peak = max(peak, _peak_rss(process.pid))
+        time.sleep(0.05)
+    reader.join(10)
+    stderr.close()
+    assert process.returncode == 0, b"".join(errors).decode(errors="replace")
+    assert peak > 0, "no memory reading of the uploader"
+    return process.returncode, peak, time.monotonic() - started
 
 
 def _peak_rss(pid: int) -> int:
