@@ -9,15 +9,18 @@ Starts the reference cloud and the engine as processes on a fresh
 finish and for ``--settle`` seconds more (so every cadence has polled once),
 then measures a window of ``--window`` seconds with no edits:
 
-* the engine's CPU share of one core (``/proc/<pid>/stat`` utime+stime);
+* the engine's CPU share of one core (``/proc/<pid>/stat`` utime+stime), and
+  its CPU seconds per 100 polls (one poll = one ``--poll-interval``), which
+  other load on the machine disturbs less than a share of wall time;
 * on MariaDB's side, per minute: rows examined (``SHOW GLOBAL STATUS``
   ``Handler_read_*`` deltas, minus the cost of the benchmark's own status
   query, measured once) and queries (``Com_select``, ``Questions``). Those
   are server-wide, so the engine logs in as its own read-only user
   (``--bridge-user``, created with SELECT on the database if missing) and the
   server's user statistics (``userstat``, switched on for the window) give
-  the engine's own rows read and SELECTs, and table statistics the rows read
-  per table (per entity).
+  the engine's own rows read and SELECTs (also per poll: its statements per
+  poll, including the engine's PMS health ping every 15 s), and table
+  statistics the rows read per table (per entity).
 
 Target: <= 1 % of one core. The last line printed is JSON.
 """
@@ -230,6 +233,9 @@ def main() -> None:
     minutes = wall / 60
     examined = sum(server[k] for k in HANDLER_READS)
     cpu_pct = 100 * cpu / wall
+    polls = wall / args.poll_interval
+    cpu_per_100_polls = 100 * cpu / polls
+    statements_per_poll = (users["select_commands"] + users["other_commands"]) / polls
     per_entity = {
         tables.get(t, t): round(r / minutes)
         for t, r in sorted(per_table.items(), key=lambda i: -i[1])
@@ -237,6 +243,10 @@ def main() -> None:
     h.say(
         f"\nengine CPU: {cpu:.2f} s in {wall:.0f} s = {cpu_pct:.2f} % of one core "
         f"(target <= {CPU_TARGET_PCT} %)"
+    )
+    h.say(
+        f"per poll ({polls:.0f} polls of {args.poll_interval:g} s): engine CPU "
+        f"{cpu_per_100_polls:.2f} s per 100 polls, {statements_per_poll:.2f} statements"
     )
     h.say(
         f"server-wide, per minute: {examined / minutes:,.0f} rows examined (Handler_read_*), "
@@ -272,6 +282,9 @@ def main() -> None:
         "window_s": round(wall, 1),
         "engine_cpu_s": round(cpu, 2),
         "engine_cpu_pct_of_core": round(cpu_pct, 3),
+        "polls": round(polls),
+        "engine_cpu_s_per_100_polls": round(cpu_per_100_polls, 3),
+        "engine_statements_per_poll": round(statements_per_poll, 2),
         "server_per_minute": {k: round(v / minutes) for k, v in server.items()},
         "server_rows_examined_per_minute": round(examined / minutes),
         "own_status_query_cost": own_cost,

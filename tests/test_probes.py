@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bridge.config import load_settings
 from bridge.pms.odbc import PmsConnection
 from bridge.pms.profile import load_profile
+from bridge.pms.source import pms_now
 from bridge.secrets import MemorySecretStore
 from bridge.state import StateStore
 from bridge.state.models import SyncCursor
-from bridge.sync.detector import EntitySync
+from bridge.sync.detector import DEFAULT_OVERLAP, EntitySync
 from bridge.sync.loops import PmsSyncLoop
 from bridge.sync.outbox import Outbox
 from bridge.sync.records import RecordReader
@@ -193,10 +198,75 @@ def test_an_edit_made_during_a_sweep_cycle_is_found_by_the_next_cycle(
     assert list(seen) == [("upsert", "5")]
 
 
+def test_a_sweep_cycle_ends_at_the_newest_key_seen_and_still_finds_every_edit(
+    db: Path, conn: PmsConnection, store: StateStore
+) -> None:
+    sync = synced("patient", store, conn, sweep_rows=300)
+    statements = count_statements(conn)
+    write(db, ("INSERT INTO patient (LName, FName, PriProv) VALUES ('New', 'Patient', 1)", ()))
+    new = int(str(one(db, "SELECT MAX(PatNum) FROM patient")))
+    sync.step(conn)
+    assert list(drain(sync.outbox)) == [("upsert", str(new))]  # read in full at once
+    # edited after that read, with no signal: the cycle running now ends below it,
+    # the next one ends at the new-row probe's newest key and finds the edit
+    write(db, ("UPDATE patient SET Email = 'd@example.org' WHERE PatNum = ?", (new,)))
+    seen: dict[tuple[str, str], dict[str, object] | None] = {}
+    for _ in range(2 * (new // 300 + 1)):
+        sync.step(conn)
+        seen.update(drain(sync.outbox))
+    assert list(seen) == [("upsert", str(new))]
+    assert not [sql for sql in statements.elements() if "MAX(" in sql]
+
+
+def test_rows_at_the_watermark_are_reread_until_they_settle_then_left_alone(
+    db: Path, conn: PmsConnection, store: StateStore
+) -> None:
+    sync = synced("appointment", store, conn)
+    now = pms_now(conn)
+    sync.step(conn, lambda: now)  # the rows the build left at the watermark settle
+    assert sync.step(conn, lambda: now).read == 0  # and are not re-read again
+
+    write(db, ("UPDATE appointment SET AptStatus = 5 WHERE AptNum = 10", ()))
+    stamp = datetime.fromisoformat(
+        str(one(db, "SELECT DateTStamp FROM appointment WHERE AptNum = 10"))
+    )
+    assert sync.step(conn, lambda: stamp).read == 1
+    assert list(drain(sync.outbox)) == [("upsert", "10")]
+
+    # the same stamp, other content: a second edit in the same second, or one
+    # that committed late (the trigger that moves the stamp is bypassed)
+    write(
+        db,
+        ("DROP TRIGGER appointment_DateTStamp_on_update", ()),
+        ("UPDATE appointment SET AptStatus = 2 WHERE AptNum = 10", ()),
+    )
+    sync.step(conn, lambda: stamp + timedelta(seconds=5))
+    sent = drain(sync.outbox)
+    assert list(sent) == [("upsert", "10")] and sent[("upsert", "10")]["status"] == "complete"  # type: ignore[index]
+
+    # a write that commits late, stamped before the newest row already read
+    late = (stamp - timedelta(seconds=4)).isoformat(sep=" ")
+    write(db, ("UPDATE appointment SET AptStatus = 5, DateTStamp = ? WHERE AptNum = 11", (late,)))
+    sync.step(conn, lambda: stamp + timedelta(seconds=6))
+    assert list(drain(sync.outbox)) == [("upsert", "11")]
+
+    # once the PMS clock is past stamp + overlap + 1 s: one last read, then none
+    settled = stamp + DEFAULT_OVERLAP + timedelta(seconds=1)
+    last = sync.step(conn, lambda: settled)
+    assert (last.read, last.staged) == (2, 0)
+    assert sync.step(conn, lambda: settled + timedelta(seconds=2)).read == 0
+
+    # an edit of a settled row moves its stamp: found at once
+    moved = (stamp + timedelta(seconds=13)).isoformat(sep=" ")
+    write(db, ("UPDATE appointment SET AptStatus = 1, DateTStamp = ? WHERE AptNum = 10", (moved,)))
+    sync.step(conn, lambda: settled + timedelta(seconds=3))
+    assert list(drain(sync.outbox)) == [("upsert", "10")]
+
+
 def test_idle_polls_examine_a_bounded_number_of_rows(
     db: Path, conn: PmsConnection, store: StateStore
 ) -> None:
-    sync = synced("patient", store, conn, sweep_rows=100)
+    sync = synced("patient", store, conn, sweep_rows=100, save_seconds=3600)
     cursor = sync.cursor()
     assert cursor is not None
     before = cursor.rows_examined
@@ -205,9 +275,14 @@ def test_idle_polls_examine_a_bounded_number_of_rows(
     per_step = [r.examined for r in results]
     # sweep slice (100) + new-row probe + securitylog probe, never the table (900)
     assert max(per_step) <= 100 + 2 + 1
+    # idle bookkeeping is kept in memory (and shown), then saved: nothing is lost
+    view = sync.view()
+    assert view is not None and view.rows_examined == before + sum(per_step) and view.unsaved
+    assert sync.flush()
     with store.read() as session:
         row = session.get(SyncCursor, "patient")
         assert row is not None and row.rows_examined == before + sum(per_step)
+        assert row.last_success_at == view.last_success_at
 
 
 def test_a_patient_with_a_changed_appointment_is_reread_and_sync_now_rereads_keys(
@@ -262,6 +337,20 @@ agent_id = "agent-1"
     assert loop._due["patient"] == 0.0
     result = patients.step(conn)
     assert result.read == 1 and result.staged == 0
+
+
+def count_statements(conn: PmsConnection) -> Counter[str]:
+    """Every statement ``conn`` sends from now on (its runner sees them all)."""
+    sent: Counter[str] = Counter()
+    runner = conn._runner
+    execute: Callable[..., Any] = runner.execute
+
+    def counting(sql: str, params: Any = (), **kwargs: Any) -> Any:
+        sent[sql] += 1
+        return execute(sql, params, **kwargs)
+
+    runner.execute = counting  # type: ignore[method-assign]
+    return sent
 
 
 def one_row(db: Path, sql: str) -> tuple[object, ...]:

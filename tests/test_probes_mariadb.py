@@ -1,11 +1,14 @@
 """The delta probes on MariaDB through MariaDB Connector/ODBC: the server's
-clock and ON UPDATE stamps, tombstones, securitylog signals, child rows."""
+clock and ON UPDATE stamps, tombstones, securitylog signals, child rows, and
+the statements of an idle poll as the server counts them."""
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -18,17 +21,21 @@ from conftest import (
     MARIADB_USER,
     _admin_connect,
 )
+from test_idle_cost import REALTIME, REALTIME_PASS_STATEMENTS, settings_for, subset
 
 from bridge.pms.odbc import OdbcSettings, PmsConnection, connect
 from bridge.pms.profile import load_profile
-from bridge.secrets import Secret
+from bridge.pms.source import PmsClock
+from bridge.secrets import MemorySecretStore, Secret
 from bridge.state import StateStore
 from bridge.sync.detector import EntitySync
+from bridge.sync.loops import CLOCK_MAX_AGE_SECONDS, PmsSyncLoop
 from bridge.sync.outbox import Outbox
 from bridge.sync.records import RecordReader
 from sandbox.practice import BuildReport, build_practice
 
 LA = ZoneInfo("America/Los_Angeles")
+REALTIME_TABLES = ("patient", "appointment", "provider", "operatory", "schedule")
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +119,54 @@ def test_probes_on_mariadb(
     # the patient step examined a slice, not the table: 100 keys of the
     # sweep, the key-range probes (1 + rows found each) and the re-read row
     assert results["patient"].examined <= 100 + 2 + 2 + 1
+
+
+def test_an_idle_poll_on_mariadb_sends_thirteen_statements(
+    tmp_path: Path,
+    practice: BuildReport,
+    mariadb_admin_module: pyodbc.Connection,
+    mariadb_module_database: str,
+    conn: PmsConnection,
+    store: StateStore,
+) -> None:
+    """Counted by the server (``Questions`` of the session), the real-time entities."""
+    # The passes run on a fake clock, the PMS's on the real one: rows edited
+    # seconds ago (by the test above) would stay "recent" for the whole test
+    # and be found by every sweep cycle. Age them: this test is about idle.
+    for table in REALTIME_TABLES:
+        mariadb_admin_module.execute(
+            f"UPDATE `{mariadb_module_database}`.{table} SET DateTStamp = "
+            "DateTStamp - INTERVAL 1 DAY WHERE DateTStamp > NOW() - INTERVAL 1 HOUR"
+        )
+    fake = [1_000.0]
+    outbox = Outbox(store, "agent-1")
+    loop = PmsSyncLoop(
+        settings_for(tmp_path, practice.connection_string),
+        subset(REALTIME),
+        store,
+        MemorySecretStore({}),
+        outbox,
+        threading.Event(),
+        monotonic=lambda: fake[0],
+    )
+    for sync in loop.syncs.values():
+        while not sync.step(conn).done:
+            pass
+    clock = PmsClock(conn, max_age=CLOCK_MAX_AGE_SECONDS, monotonic=lambda: fake[0])
+
+    def passes(count: int) -> int:
+        """Statements the server received during ``count`` passes."""
+        before = questions(conn)
+        for _ in range(count):
+            fake[0] += 2.0
+            loop.run_pass(conn, None, clock)
+        return questions(conn) - before - 1  # the status query itself counts once
+
+    passes(10)  # rows at the watermarks settle (the stamps are from yesterday)
+    minute = passes(30)
+    assert minute <= REALTIME_PASS_STATEMENTS * 30 + 60 / CLOCK_MAX_AGE_SECONDS
+    assert clock.reads <= 1 + 80 / CLOCK_MAX_AGE_SECONDS  # 40 passes, 80 s
+
+
+def questions(conn: PmsConnection) -> int:
+    return int(str(conn.execute("SHOW SESSION STATUS LIKE 'Questions'")[0][1]))

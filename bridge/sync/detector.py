@@ -25,6 +25,16 @@ where the last commit left off.
   compared with the stored hashes; keys no longer present are staged as
   deletes.
 
+Bookkeeping when nothing changed: the cursor is loaded once and kept in
+memory (this object is its only writer). A delta step that found nothing
+to stage writes nothing: its probe states, the rows it examined and its
+time of success stay in memory and are saved at most every
+``save_seconds`` (10 s), or with the next step that stages a change, or by
+:meth:`EntitySync.flush`. A crash loses at most that much bookkeeping:
+the probes then resume from an older state, which only makes them look at
+some rows again (no change is lost), and ``rows_examined`` misses the
+unsaved estimate. :meth:`EntitySync.view` gives the in-memory figures.
+
 The ODBC connection is used by one thread (the sync loop); :meth:`hint` and
 :meth:`request` may be called from any thread.
 """
@@ -34,27 +44,33 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.crashpoints import crashpoint
 from bridge.pms.odbc import PmsConnection
-from bridge.pms.source import pms_now
+from bridge.pms.source import PmsClock
 from bridge.state import StateStore
 from bridge.state.models import RowState, SyncCursor
 from bridge.sync.outbox import BULK, Outbox
-from bridge.sync.probes import KeyRangeProbe, Probe, StampProbe, State
+from bridge.sync.probes import Clock, KeyRangeProbe, PollContext, Probe, StampProbe, State
 from bridge.sync.records import Record, RecordReader
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OVERLAP = timedelta(seconds=10)
 DEFAULT_SWEEP_ROWS = 1_000  # key slice per pass of an unindexed stamp sweep
+SAVE_SECONDS = 10.0  # how long idle bookkeeping may stay in memory only
+
+_CURSORS = cast(Table, SyncCursor.__table__)
+_UPDATE_CURSOR = _CURSORS.update().where(_CURSORS.c.entity == bindparam("cursor_entity"))
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,63 @@ class StepResult:
     changed: tuple[Record, ...] = ()  # records read this step (for related hints)
 
 
+@dataclass(frozen=True)
+class CursorView:
+    """An entity's cursor as the detector knows it, unsaved bookkeeping included."""
+
+    entity: str
+    phase: str  # "initial" or "delta"
+    rows_done: int
+    rows_total: int | None
+    rows_examined: int
+    last_success_at: datetime | None
+    unsaved: bool  # True while some of it exists in memory only
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    """The fields of a SyncCursor row the detector reads and writes."""
+
+    phase: str
+    last_key: str | None
+    rows_done: int
+    rows_total: int | None
+    states: dict[str, State]
+    watermark: str | None
+    rows_examined: int
+    last_success_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, row: SyncCursor) -> _Cursor:
+        return cls(
+            phase=row.phase,
+            last_key=row.last_key,
+            rows_done=row.rows_done,
+            rows_total=row.rows_total,
+            states=json.loads(row.strategy_state or "{}"),
+            watermark=row.watermark,
+            rows_examined=row.rows_examined,
+            last_success_at=row.last_success_at,
+            finished_at=row.finished_at,
+        )
+
+    def values(self, now: datetime) -> dict[str, object]:
+        """The row's columns for an UPDATE or INSERT."""
+        return {
+            "phase": self.phase,
+            "last_key": self.last_key,
+            "rows_done": self.rows_done,
+            "rows_total": self.rows_total,
+            "strategy_state": json.dumps(self.states),
+            "watermark": self.watermark,
+            "rows_examined": self.rows_examined,
+            "last_success_at": self.last_success_at,
+            "finished_at": self.finished_at,
+            "updated_at": now,
+        }
+
+
 def probes_for(reader: RecordReader, overlap: timedelta) -> list[Probe]:
     """Every probe that names changed keys of the reader's entity."""
     spec, entity, profile = reader.spec, reader.entity, reader.profile
@@ -76,12 +149,20 @@ def probes_for(reader: RecordReader, overlap: timedelta) -> list[Probe]:
         return probes
     column = spec.change.column
     assert column is not None
+    indexed = spec.change.indexed
     probes.append(
         StampProbe(
-            "stamp", spec.table, key, column, key, indexed=spec.change.indexed, overlap=overlap
+            "stamp",
+            spec.table,
+            key,
+            column,
+            key,
+            indexed=indexed,
+            overlap=overlap,
+            top_from=None if indexed else "new",  # the sweep ends where "new" has seen
         )
     )
-    if not spec.change.indexed:  # new rows would wait for the sweep otherwise
+    if not indexed:  # new rows would wait for the sweep otherwise
         probes.append(KeyRangeProbe("new", spec.table, key, key))
     for name, child in spec.children.items():
         child_key = child.key[0]
@@ -134,7 +215,9 @@ class EntitySync:
         chunk_rows: int = 5_000,
         overlap: timedelta = DEFAULT_OVERLAP,
         sweep_rows: int = DEFAULT_SWEEP_ROWS,
+        save_seconds: float | None = SAVE_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.reader = reader
         self.outbox = outbox
@@ -144,10 +227,16 @@ class EntitySync:
         self.chunk_rows = chunk_rows
         self.overlap = overlap
         self.sweep_rows = sweep_rows
+        self.save_seconds = save_seconds
         self._clock = clock
+        self._monotonic = monotonic
         self.probes = probes_for(reader, overlap)
         self._lock = threading.Lock()
         self._hinted: set[str] = set()
+        self._cursor: _Cursor | None = None  # as committed, or ahead when _unsaved
+        self._loaded = False
+        self._unsaved = False
+        self._saved_at = 0.0
 
     # -- requests from other threads -------------------------------------------
 
@@ -161,48 +250,126 @@ class EntitySync:
             keys, self._hinted = self._hinted, set()
         return keys
 
+    # -- the cursor -------------------------------------------------------------------
+
     def cursor(self) -> SyncCursor | None:
+        """The cursor row as saved in local state (see :meth:`view` for the latest)."""
         with self.store.read() as session:
             return session.get(SyncCursor, self.entity)
 
-    def step(self, conn: PmsConnection) -> StepResult:
-        cursor = self.cursor()
+    def view(self) -> CursorView | None:
+        """The cursor as this detector knows it, including unsaved bookkeeping."""
+        cursor = self._current()
         if cursor is None:
-            cursor = self._begin_initial(conn)
+            return None
+        return CursorView(
+            self.entity,
+            cursor.phase,
+            cursor.rows_done,
+            cursor.rows_total,
+            cursor.rows_examined,
+            cursor.last_success_at,
+            self._unsaved,
+        )
+
+    def flush(self) -> bool:
+        """Save bookkeeping kept in memory now; True if there was any."""
+        return save_bookkeeping(self.store, [self]) > 0
+
+    def _pending(self) -> _Cursor | None:
+        """The in-memory cursor if it has not been saved yet."""
+        return self._cursor if self._unsaved else None
+
+    def _current(self) -> _Cursor | None:
+        if not self._loaded:
+            row = self.cursor()
+            self._cursor = _Cursor.of(row) if row is not None else None
+            self._loaded = True
+            self._saved_at = self._monotonic()
+        return self._cursor
+
+    def _commit(self, cursor: _Cursor, stage: Callable[[Session], None] | None = None) -> None:
+        """Write ``cursor`` (and whatever ``stage`` adds) in one transaction; then
+        it is the in-memory cursor. On failure memory keeps the previous one."""
+        with self.store.write() as session:
+            if stage is not None:
+                stage(session)
+            self._write(session, cursor)
+            crashpoint("detector.staged")
+        crashpoint("detector.committed")
+        self._saved(cursor)
+
+    def _write(self, session: Session, cursor: _Cursor) -> None:
+        """One UPDATE of the cursor row (an INSERT the first time).
+
+        Core statements on the session's connection: a third of the CPU of
+        loading and flushing the ORM object, which idle saves pay every few
+        seconds.
+        """
+        now = self._clock()
+        values = cursor.values(now)
+        connection = session.connection()
+        done = connection.execute(_UPDATE_CURSOR, {"cursor_entity": self.entity, **values})
+        if not done.rowcount:
+            connection.execute(
+                _CURSORS.insert(), {"entity": self.entity, "started_at": now, **values}
+            )
+
+    def _saved(self, cursor: _Cursor) -> None:
+        """``cursor`` is committed: it is the in-memory cursor, nothing unsaved."""
+        self._cursor, self._unsaved, self._saved_at = cursor, False, self._monotonic()
+
+    def _remember(self, cursor: _Cursor) -> None:
+        """Keep ``cursor`` in memory only; save it once ``save_seconds`` have
+        passed (never by itself when ``save_seconds`` is None)."""
+        self._cursor, self._unsaved = cursor, True
+        seconds = self.save_seconds
+        if seconds is not None and self._monotonic() - self._saved_at >= seconds:
+            self._commit(cursor)
+
+    # -- steps ------------------------------------------------------------------------
+
+    def step(self, conn: PmsConnection, clock: Clock | None = None) -> StepResult:
+        """One bounded piece of work (see module doc).
+
+        ``clock`` is the PMS clock shared by a pass over several entities (a
+        :class:`~bridge.pms.source.PmsClock`); by default this step reads it
+        at most once, and only if a probe needs it.
+        """
+        pms_clock = clock or PmsClock(conn)
+        cursor = self._current()
+        if cursor is None:
+            cursor = self._begin_initial(conn, pms_clock)
         if cursor.phase == "initial":
             return self._initial_chunk(conn, cursor)
         if self.spec.change.strategy == "snapshot":
-            return self._snapshot(conn)
-        return self._probe_delta(conn, cursor)
+            return self._snapshot(conn, cursor)
+        return self._probe_delta(conn, cursor, pms_clock)
 
     # -- first sync ------------------------------------------------------------
 
-    def _begin_initial(self, conn: PmsConnection) -> SyncCursor:
+    def _begin_initial(self, conn: PmsConnection, clock: Clock) -> _Cursor:
         table, where = self.spec.table, self.spec.where
         suffix = f" WHERE {where}" if where else ""
         total = int(conn.execute(f"SELECT COUNT(*) FROM {table}{suffix}")[0][0])
-        now_pms = pms_now(conn)
-        probe_state = {p.name: p.start(conn, now_pms) for p in self.probes}
+        probe_state = {p.name: p.start(conn, clock) for p in self.probes}
         stamp = probe_state.get("stamp", {})
-        now = self._clock()
-        with self.store.write() as session:
-            cursor = SyncCursor(
-                entity=self.entity,
-                phase="initial",
-                watermark=stamp.get("watermark") or stamp.get("since"),
-                last_key=None,
-                rows_done=0,
-                rows_total=total,
-                started_at=now,
-                updated_at=now,
-                strategy_state=json.dumps(probe_state),
-                rows_examined=1 + len(self.probes),
-            )
-            session.add(cursor)
+        cursor = _Cursor(
+            phase="initial",
+            last_key=None,
+            rows_done=0,
+            rows_total=total,
+            states=probe_state,
+            watermark=stamp.get("watermark") or stamp.get("since"),
+            rows_examined=1 + len(self.probes),
+            last_success_at=None,
+            finished_at=None,
+        )
+        self._commit(cursor)
         log.info("first sync started", extra={"entity": self.entity, "rows_total": total})
         return cursor
 
-    def _initial_chunk(self, conn: PmsConnection, cursor: SyncCursor) -> StepResult:
+    def _initial_chunk(self, conn: PmsConnection, cursor: _Cursor) -> StepResult:
         key_column = self.spec.key[0]
         condition: str | None = None
         params: tuple[object, ...] = ()
@@ -214,66 +381,71 @@ class EntitySync:
         finally:
             stream.close()  # release the driver's cursor mid-result
         done = len(records) < self.chunk_rows
-        with self.store.write() as session:
-            result = self.outbox.stage(session, records, lane=BULK)
-            row = session.get(SyncCursor, self.entity)
-            assert row is not None
-            if records:
-                row.last_key = records[-1].key
-            row.rows_done += len(records)
-            row.rows_examined += len(records)
-            row.updated_at = self._clock()
-            row.last_success_at = row.updated_at
-            if done:
-                row.phase = "delta"
-                row.finished_at = row.updated_at
-            crashpoint("detector.staged")
-        crashpoint("detector.committed")
+        now = self._clock()
+        staged: list[int] = []
+
+        def stage(session: Session) -> None:
+            staged.append(self.outbox.stage(session, records, lane=BULK).staged)
+
+        self._commit(
+            replace(
+                cursor,
+                last_key=records[-1].key if records else cursor.last_key,
+                rows_done=cursor.rows_done + len(records),
+                rows_examined=cursor.rows_examined + len(records),
+                last_success_at=now,
+                phase="delta" if done else cursor.phase,
+                finished_at=now if done else cursor.finished_at,
+            ),
+            stage,
+        )
         if done:
             log.info("first sync finished", extra={"entity": self.entity})
-        return StepResult("initial", len(records), result.staged, done, len(records))
+        return StepResult("initial", len(records), staged[0], done, len(records))
 
     # -- deltas ----------------------------------------------------------------------
 
-    def _probe_delta(self, conn: PmsConnection, cursor: SyncCursor) -> StepResult:
-        states: dict[str, State] = json.loads(cursor.strategy_state or "{}")
+    def _probe_delta(self, conn: PmsConnection, cursor: _Cursor, clock: Clock) -> StepResult:
+        states = dict(cursor.states)
         if "stamp" not in states and cursor.watermark is not None and self.spec.change.indexed:
             states["stamp"] = {"watermark": cursor.watermark}  # cursor from before probes
-        now_pms = pms_now(conn)
         keys = self._take_hints()
         examined = 0
+        context = PollContext(clock, self.sweep_rows, states)
         try:
             for probe in self.probes:
                 state = states.get(probe.name)
                 if state is None:
-                    state = probe.start(conn, now_pms)
-                found_keys = probe.poll(conn, state, now_pms, self.sweep_rows)
+                    state = probe.start(conn, clock)
+                found_keys = probe.poll(conn, state, context)
                 keys |= found_keys.keys
                 examined += found_keys.examined
                 states[probe.name] = found_keys.state
             records = self.reader.read_keys(conn, keys) if keys else []
+            examined += len(records)
+            stamp = states.get("stamp", {})
+            after = replace(
+                cursor,
+                states=states,
+                watermark=stamp.get("watermark") or stamp.get("since") or cursor.watermark,
+                rows_examined=cursor.rows_examined + examined,
+                last_success_at=self._clock(),
+            )
+            if not keys:  # nothing to stage or delete: bookkeeping only
+                self._remember(after)
+                return StepResult("delta", 0, 0, True, examined)
+            missing = sorted(keys - {r.key for r in records})
+            counts: list[int] = []
+
+            def stage(session: Session) -> None:
+                result = self.outbox.stage(session, records)
+                counts.append(result.staged + self._stage_deletes(session, missing))
+
+            self._commit(after, stage)
         except BaseException:
             self.hint(keys)  # asked-for keys are not lost with a failed step
             raise
-        examined += len(records)
-        found = {r.key for r in records}
-        missing = sorted(keys - found)
-        with self.store.write() as session:
-            result = self.outbox.stage(session, records)
-            deleted = self._stage_deletes(session, missing)
-            row = session.get(SyncCursor, self.entity)
-            assert row is not None
-            row.strategy_state = json.dumps(states)
-            stamp = states.get("stamp", {})
-            row.watermark = stamp.get("watermark") or stamp.get("since") or row.watermark
-            row.rows_examined += examined
-            row.updated_at = self._clock()
-            row.last_success_at = row.updated_at
-            crashpoint("detector.staged")
-        crashpoint("detector.committed")
-        return StepResult(
-            "delta", len(records), result.staged + deleted, True, examined, tuple(records)
-        )
+        return StepResult("delta", len(records), counts[0], True, examined, tuple(records))
 
     def _stage_deletes(self, session: Session, keys: list[str]) -> int:
         """Deletes for keys the cloud was sent and the PMS no longer has."""
@@ -290,10 +462,12 @@ class EntitySync:
         )
         return self.outbox.stage_delete(session, self.entity, sorted(live))
 
-    def _snapshot(self, conn: PmsConnection) -> StepResult:
+    def _snapshot(self, conn: PmsConnection, cursor: _Cursor) -> StepResult:
         records = list(self.reader.read(conn))
         seen = {r.key for r in records}
-        with self.store.write() as session:
+        counts: list[int] = []
+
+        def stage(session: Session) -> None:
             known = session.scalars(
                 select(RowState.key).where(
                     RowState.entity == self.entity, RowState.deleted.is_(False)
@@ -303,14 +477,42 @@ class EntitySync:
             deleted = self.outbox.stage_delete(
                 session, self.entity, sorted(k for k in known if k not in seen)
             )
-            row = session.get(SyncCursor, self.entity)
-            assert row is not None
-            row.rows_examined += len(records)
-            row.updated_at = self._clock()
-            row.last_success_at = row.updated_at
-            crashpoint("detector.staged")
-        crashpoint("detector.committed")
-        return StepResult("delta", len(records), result.staged + deleted, True, len(records))
+            counts.append(result.staged + deleted)
+
+        self._commit(
+            replace(
+                cursor,
+                rows_examined=cursor.rows_examined + len(records),
+                last_success_at=self._clock(),
+            ),
+            stage,
+        )
+        return StepResult("delta", len(records), counts[0], True, len(records))
 
 
-__all__ = ["DEFAULT_OVERLAP", "EntitySync", "StepResult", "probes_for"]
+def save_bookkeeping(store: StateStore, syncs: Iterable[EntitySync]) -> int:
+    """Save every detector's unsaved bookkeeping in one local transaction.
+
+    Returns how many cursors were written. On failure nothing is marked
+    saved (the bookkeeping stays in memory for the next try).
+    """
+    pending = [(sync, cursor) for sync in syncs if (cursor := sync._pending()) is not None]
+    if not pending:
+        return 0
+    with store.write() as session:
+        for sync, cursor in pending:
+            sync._write(session, cursor)
+    for sync, cursor in pending:
+        sync._saved(cursor)
+    return len(pending)
+
+
+__all__ = [
+    "DEFAULT_OVERLAP",
+    "SAVE_SECONDS",
+    "CursorView",
+    "EntitySync",
+    "StepResult",
+    "probes_for",
+    "save_bookkeeping",
+]

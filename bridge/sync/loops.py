@@ -12,6 +12,15 @@ never dropped: the loop reports it and retries later, so it stays visible.
 
 Both record a component health row (``sync``, ``cloud``) for status. Each
 runs in its own supervised thread.
+
+An idle pass of the sync loop (nothing changed in the PMS) is meant to cost
+little: one lazy PMS clock per pass shared by every entity
+(:class:`~bridge.pms.source.PmsClock`), the probes' cheapest questions
+(:mod:`bridge.sync.probes`), and no local-state transaction (the detectors
+keep idle bookkeeping in memory; the loop saves every entity's in one
+transaction every ``SAVE_SECONDS``, after a step that :meth:`request_sync`
+asked for, and when it stops). ``tests/test_idle_cost.py`` counts the
+statements of an idle pass.
 """
 
 from __future__ import annotations
@@ -38,10 +47,10 @@ from bridge.errors import (
 from bridge.health import Health, record_health
 from bridge.pms.odbc import PmsConnection
 from bridge.pms.profile import CADENCE_SECONDS, Profile
-from bridge.pms.source import connect_pms
+from bridge.pms.source import PmsClock, connect_pms
 from bridge.secrets import SecretStore
 from bridge.state import StateStore
-from bridge.sync.detector import EntitySync, StepResult
+from bridge.sync.detector import SAVE_SECONDS, EntitySync, StepResult, save_bookkeeping
 from bridge.sync.outbox import Batch, Outbox, OutboxFullError
 from bridge.sync.probes import Probe, StampProbe
 from bridge.sync.records import RecordReader
@@ -52,6 +61,11 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 REFUSED_RETRY_SECONDS = 300.0
 REPORT_SECONDS = 10.0  # how often an idle sync loop refreshes its health row
+# A PMS clock reading is reused for this long (earlier is the cautious side: see
+# PmsClock); an idle loop then asks the PMS its time once per 10 s, not per pass.
+CLOCK_MAX_AGE_SECONDS = 10.0
+# The uplink is woken whenever something is staged; this is only its safety net.
+UPLINK_IDLE_RECHECK_SECONDS = 10.0
 
 
 class _Stopped(Exception):
@@ -75,6 +89,7 @@ class PmsSyncLoop:
         wake_uplink: threading.Event,
         *,
         realtime_seconds: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.profile = profile
@@ -90,8 +105,15 @@ class PmsSyncLoop:
             else CADENCE_SECONDS[spec.cadence]
             for name, spec in profile.entities.items()
         }
+        self._monotonic = monotonic
         self.syncs = {
-            name: EntitySync(RecordReader(profile, name, zone), outbox, store)
+            name: EntitySync(
+                RecordReader(profile, name, zone),
+                outbox,
+                store,
+                save_seconds=None,  # the loop saves every entity's bookkeeping at once
+                monotonic=monotonic,
+            )
             for name in profile.entities
         }
         # The sweep budget is shared equally by every sweeping probe.
@@ -108,18 +130,34 @@ class PmsSyncLoop:
         self.first_sync_rows_per_second = engine.first_sync_rows_per_second
         self._due = dict.fromkeys(self.syncs, 0.0)
         self._requested = threading.Event()
+        self._asked: set[str] = set()  # entities a request_sync named, until stepped
+        self._asked_lock = threading.Lock()
         self._examined = _RateWindow()
         self._initial_rate = _RateWindow()
         self._next_report = 0.0
+        self._next_save = monotonic() + SAVE_SECONDS
 
     def request_sync(self, entities: Sequence[str] = (), keys: Sequence[str] = ()) -> None:
-        """Sync ``entities`` (all when empty) now; re-read ``keys`` of them."""
+        """Sync ``entities`` (all when empty) now; re-read ``keys`` of them.
+
+        The next step of each is saved at once, even if it found nothing:
+        "sync now" is seen to finish when the cursors' ``last_success_at``
+        passes the request (the control channel's ``SyncFinished``).
+        """
         names = [e for e in entities if e in self.syncs] or list(self.syncs)
+        with self._asked_lock:
+            self._asked.update(names)
         for name in names:
             if keys:
                 self.syncs[name].hint(keys)
             self._due[name] = 0.0
         self._requested.set()
+
+    def _take_asked(self, name: str) -> bool:
+        with self._asked_lock:
+            asked = name in self._asked
+            self._asked.discard(name)
+        return asked
 
     def __call__(self, stop: threading.Event) -> None:
         backoff = Backoff(base=1.0, cap=60.0)
@@ -141,37 +179,85 @@ class PmsSyncLoop:
                 conn.close()
 
     def _run(self, conn: PmsConnection, stop: threading.Event) -> None:
+        clock = PmsClock(conn, max_age=CLOCK_MAX_AGE_SECONDS, monotonic=self._monotonic)
+        try:
+            while not stop.is_set():
+                busy = self.run_pass(conn, stop, clock)
+                if not busy:
+                    wait = min(self._due.values()) - self._monotonic()
+                    self._requested.wait(min(max(0.0, wait), self.tick))
+                    self._requested.clear()
+        finally:
+            self.flush()
+
+    def run_pass(
+        self,
+        conn: PmsConnection,
+        stop: threading.Event | None = None,
+        clock: PmsClock | None = None,
+    ) -> bool:
+        """Step every entity that is due, once; True while a first sync goes on.
+
+        Every entity's step uses ``clock`` (default: a new one, read at most
+        once in this pass and only if a probe needs it). Saves the
+        detectors' bookkeeping every ``SAVE_SECONDS`` and reports health
+        every ``REPORT_SECONDS`` (and after every pass while busy). A full
+        outbox is reported and ends the pass early (False).
+        """
         due = self._due
-        while not stop.is_set():
-            busy = False
-            for name, sync in self.syncs.items():
-                if stop.is_set() or time.monotonic() < due[name]:
-                    continue
-                started = time.monotonic()
-                try:
-                    result = sync.step(conn)
-                except OutboxFullError as exc:
-                    record_health(self.store, Health.from_error("sync", exc))
-                    self.wake_uplink.set()
+        clock = clock or PmsClock(conn)
+        busy = False
+        asked: list[EntitySync] = []
+        for name, sync in self.syncs.items():
+            if (stop is not None and stop.is_set()) or self._monotonic() < due[name]:
+                continue
+            started = self._monotonic()
+            if self._take_asked(name):
+                asked.append(sync)
+            try:
+                result = sync.step(conn, clock)
+            except OutboxFullError as exc:
+                self._ask_again(asked)
+                record_health(self.store, Health.from_error("sync", exc))
+                self.wake_uplink.set()
+                if stop is not None:
                     stop.wait(5.0)
-                    return
-                self._examined.add(result.examined)
-                if result.staged:
-                    self.wake_uplink.set()
-                self._hint_related(name, result)
-                if result.done:
-                    due[name] = time.monotonic() + self.cadence[name]
-                else:
-                    busy = True  # first sync continues on the next pass
-                    self._initial_rate.add(result.read)
-                    self._limit_load(result.read, time.monotonic() - started, stop)
-            if busy or time.monotonic() >= self._next_report:
-                self._report()
-                self._next_report = time.monotonic() + REPORT_SECONDS
-            if not busy:
-                wait = min(due.values()) - time.monotonic()
-                self._requested.wait(min(max(0.0, wait), self.tick))
-                self._requested.clear()
+                return False
+            except BaseException:
+                self._ask_again(asked)
+                raise
+            self._examined.add(result.examined)
+            if result.staged:
+                self.wake_uplink.set()
+            self._hint_related(name, result)
+            if result.done:
+                due[name] = self._monotonic() + self.cadence[name]
+            else:
+                busy = True  # first sync continues on the next pass
+                self._initial_rate.add(result.read)
+                if stop is not None:
+                    self._limit_load(result.read, self._monotonic() - started, stop)
+        if self._monotonic() >= self._next_save:
+            save_bookkeeping(self.store, self.syncs.values())
+            self._next_save = self._monotonic() + SAVE_SECONDS
+        elif asked:
+            save_bookkeeping(self.store, asked)  # a "sync now" is seen to finish at once
+        if busy or self._monotonic() >= self._next_report:
+            self._report()
+            self._next_report = self._monotonic() + REPORT_SECONDS
+        return busy
+
+    def _ask_again(self, syncs: list[EntitySync]) -> None:
+        """A pass ended early: the asked-for entities still owe an immediate save."""
+        with self._asked_lock:
+            self._asked.update(s.entity for s in syncs)
+
+    def flush(self) -> None:
+        """Save every detector's in-memory bookkeeping now (when stopping)."""
+        try:
+            save_bookkeeping(self.store, self.syncs.values())
+        except BridgeError as exc:
+            log.warning("could not save sync bookkeeping", extra={"kind": exc.kind.value})
 
     def _hint_related(self, name: str, result: StepResult) -> None:
         for target, field in self.related.get(name, ()):
@@ -187,7 +273,7 @@ class PmsSyncLoop:
             stop.wait(max(0.0, rows / limit - took))
 
     def _report(self) -> None:
-        cursors = [(name, s.cursor()) for name, s in self.syncs.items()]
+        cursors = [(name, s.view()) for name, s in self.syncs.items()]
         initial = [(n, c) for n, c in cursors if c is None or c.phase == "initial"]
         done = sum(c.rows_done for _, c in cursors if c is not None)
         total = sum(c.rows_total or 0 for _, c in cursors if c is not None)
@@ -266,7 +352,7 @@ class UplinkLoop:
             while not stop.is_set():
                 batch = self.outbox.next_batch(self.max_changes, self.max_bytes)
                 if batch is None:
-                    self.wake.wait(1.0)
+                    self.wake.wait(UPLINK_IDLE_RECHECK_SECONDS)
                     self.wake.clear()
                     continue
                 crashpoint("uplink.batch_formed")
