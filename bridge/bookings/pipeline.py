@@ -678,6 +678,36 @@ class BookingPipeline:
         )
         return tuple(Alternative(s.start, s.end, s.provider_id, s.operatory_id) for s in slots)
 
+    def _conflict(
+        self,
+        item_id: str,
+        check: SlotCheck,
+        alternatives: tuple[Alternative, ...],
+        context: dict[str, Any],
+        *,
+        data: Mapping[str, Any] | None = None,
+        stage: str = "conflict",
+        **fields: Any,
+    ) -> InboxResult:
+        """Answer ``conflict`` with the alternatives, and open the front desk's exception."""
+        code = check.reason_code or "slot_taken"
+        result = InboxResult(
+            "conflict", alternatives=alternatives, reason=Reason(code, _message(code))
+        )
+        return self._answer(
+            item_id,
+            stage,
+            result,
+            event="decision.conflict",
+            data={
+                **(data or {}),
+                "conflicts": list(check.conflicts),
+                "alternatives": len(alternatives),
+            },
+            exception=(code, context),
+            **fields,
+        )
+
     def _slot_refused(
         self,
         pms: _Pms,
@@ -693,17 +723,10 @@ class BookingPipeline:
         alternatives = self._alternatives(
             pms, req.start, minutes, req.provider_id, req.operatory_id
         )
-        result = InboxResult(
-            "conflict", alternatives=alternatives, reason=Reason(code, _message(code))
-        )
-        return self._answer(
-            item_id,
-            "conflict",
-            result,
-            event="decision.conflict",
-            data={"conflicts": list(check.conflicts), "alternatives": len(alternatives)},
-            exception=(code, self._context(item_id, alternatives=alternatives, kind=kind)),
-        )
+        return self._conflict(
+            item_id, check, alternatives,
+            self._context(item_id, alternatives=alternatives, kind=kind),
+        )  # fmt: skip
 
     def _slot_conflict(
         self,
@@ -715,19 +738,11 @@ class BookingPipeline:
         *,
         stage: str,
     ) -> InboxResult:
-        code = check.reason_code or "slot_taken"
         alternatives = self._alternatives(pms, slot.start, minutes, slot.provider_id, None)
-        result = InboxResult(
-            "conflict", alternatives=alternatives, reason=Reason(code, _message(code))
-        )
-        return self._answer(
-            item_id,
-            stage,
-            result,
-            event="decision.conflict",
-            data={"conflicts": list(check.conflicts), "alternatives": len(alternatives)},
-            exception=(code, self._context(item_id, slot=slot, alternatives=alternatives)),
-        )
+        return self._conflict(
+            item_id, check, alternatives,
+            self._context(item_id, slot=slot, alternatives=alternatives), stage=stage,
+        )  # fmt: skip
 
     def _patient_review(
         self,
@@ -925,16 +940,12 @@ class BookingPipeline:
             if code in SLOT_REASONS_REJECTED:
                 return self._reject(item.id, code, _message(code))
             alternatives = self._alternatives(pms, req.start, minutes, provider, operatory)
-            result = InboxResult(
-                "conflict", alternatives=alternatives, reason=Reason(code, _message(code))
-            )
-            return self._answer(
+            return self._conflict(
                 item.id,
-                "conflict",
-                result,
-                event="decision.conflict",
-                data={"appointment": appointment.id, "conflicts": list(check.conflicts)},
-                exception=(code, self._context(item.id, alternatives=alternatives)),
+                check,
+                alternatives,
+                self._context(item.id, alternatives=alternatives),
+                data={"appointment": appointment.id},
                 appointment_id=appointment.id,
                 patient_id=appointment.patient_id,
             )
@@ -1169,6 +1180,20 @@ class BookingPipeline:
     def _reopen(self, item_id: str) -> None:
         self._advance(item_id, "received")
 
+    def _request_and_type(
+        self, pms: _Pms, item: ReceivedItem
+    ) -> tuple[BookingRequest, AppointmentType | None]:
+        """The stored request, re-read as it is decided, and its appointment type now."""
+        req = parse_booking_request(item.payload, tz=self.tz, country=self.country, now=self.now())
+        return req, pms.slots.appointment_type(req.appointment_type)
+
+    def _type_gone(self, item_id: str) -> InboxResult:
+        return self._reject(
+            item_id,
+            "unknown_appointment_type",
+            "appointment_type is no longer an appointment type of this practice",
+        )
+
     def _with_patient(
         self,
         pms: _Pms,
@@ -1177,14 +1202,9 @@ class BookingPipeline:
         view: desk.ExceptionView,
         resolution: desk.Resolution,
     ) -> InboxResult:
-        req = parse_booking_request(item.payload, tz=self.tz, country=self.country, now=self.now())
-        kind = pms.slots.appointment_type(req.appointment_type)
+        req, kind = self._request_and_type(pms, item)
         if kind is None:
-            return self._reject(
-                item.id,
-                "unknown_appointment_type",
-                "appointment_type is no longer an appointment type of this practice",
-            )
+            return self._type_gone(item.id)
         if resolution.action == "choose_patient":
             allowed = {str(c.get("patient_id")) for c in view.candidates}
             if resolution.choice not in allowed:
@@ -1240,14 +1260,9 @@ class BookingPipeline:
                 base.appointment_id, start, minutes, slot.provider_id, slot.operatory_id
             )
             return self._reschedule(pms, item, request, approved=True)
-        req = parse_booking_request(item.payload, tz=self.tz, country=self.country, now=self.now())
-        kind = pms.slots.appointment_type(req.appointment_type)
+        req, kind = self._request_and_type(pms, item)
         if kind is None:
-            return self._reject(
-                item.id,
-                "unknown_appointment_type",
-                "appointment_type is no longer an appointment type of this practice",
-            )
+            return self._type_gone(item.id)
         self._reopen(item.id)
         if row.patient_id:
             patient_id = row.patient_id
