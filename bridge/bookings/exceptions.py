@@ -257,9 +257,3 @@ def list_exceptions(
         views = [_view(row) for row in rows]
     return views if state is not None else list(reversed(views))
 
-
-def count_open(store: StateStore) -> int:
-    with store.read() as session:
-        return len(
-            session.scalars(select(BookingException.id).where(BookingException.state == OPEN)).all()
-        )
