@@ -10,5 +10,12 @@ export QT_QPA_PLATFORM=offscreen
 echo "== ruff";  .venv/bin/ruff check .
 echo "== mypy";  .venv/bin/mypy
 echo "== pytest"
-# one worker per core, whole test files per worker (module fixtures stay shared)
-.venv/bin/pytest -n auto --dist loadfile "$@"
+# Bytecode for the bridge's own modules: every test that runs `bridge ...` in a
+# subprocess (hundreds: engine starts, CLI calls) would otherwise recompile
+# them when PYTHONDONTWRITEBYTECODE is set (as in this VM's image), ~0.6 s of
+# CPU each. Python still checks each .pyc against its source.
+.venv/bin/python -m compileall -q bridge sandbox gui >/dev/null
+# one worker per core, whole test files per worker (module fixtures stay shared);
+# files in collection order, longest first (tests/conftest.py), not xdist's
+# fewest-tests-last order
+.venv/bin/pytest -n auto --dist loadfile --no-loadscope-reorder "$@"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_booking_pipeline import TZ, build
+from booking_world import TZ, build
 
 from bridge.bookings.pipeline import booking_handlers
 from bridge.cloud.client import CloudClient
@@ -184,7 +184,8 @@ timeout_seconds = 10
         thread.start()
         try:
             deadline = time.monotonic() + 480
-            while len(cloud.results()) < ITEMS and time.monotonic() < deadline:
+            # a count, not the records: this thread shares the GIL with the loop
+            while cloud.stats().results < ITEMS and time.monotonic() < deadline:
                 assert thread.is_alive(), errors
                 time.sleep(0.5)
         finally:

@@ -11,120 +11,30 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
+from booking_world import TZ, World, booking, build, make_settings
 
 from bridge import audit
 from bridge.bookings import exceptions as desk
-from bridge.bookings.diary import OpenDentalDiary
 from bridge.bookings.lookups import marker
-from bridge.bookings.matching import PatientMatcher
-from bridge.bookings.pipeline import BookingPipeline, booking_handlers
 from bridge.bookings.policy import Policy
-from bridge.bookings.slot_engine import SlotEngine
 from bridge.bookings.slots import Slot
-from bridge.cloud.protocol import InboxItem as WireItem
-from bridge.cloud.protocol import InboxPage, InboxResult
-from bridge.config.load import validate_settings
-from bridge.config.model import Settings
 from bridge.inbox import records
-from bridge.inbox.handlers import Handler, ReceivedItem
-from bridge.pms.odbc import OdbcSettings, PmsConnection, connect
-from bridge.pms.writers import OpenDentalApiWriter
-from bridge.secrets import Secret
+from bridge.inbox.handlers import ReceivedItem
+from bridge.pms.odbc import PmsConnection
 from bridge.state import StateStore
 from sandbox.odapi import OdApiServer
 from sandbox.odapi.testing import CUSTOMER_KEY, DEVELOPER_KEY
-from sandbox.practice import TIMEZONE
+
+# World, build, make_settings, booking and TZ moved to tests/booking_world.py;
+# re-exported so `from test_booking_pipeline import ...` keeps working.
+__all__ = ["TZ", "World", "booking", "build", "make_settings"]
 
 pytestmark = pytest.mark.timeout(120)
-
-TZ = ZoneInfo(TIMEZONE)
-
-
-def make_settings(db: Path, **bookings: Any) -> Settings:
-    settings, problems = validate_settings(
-        {
-            "practice": {"name": "Test Dental", "timezone": TIMEZONE, "country": "US"},
-            "pms": {
-                "profile": "opendental",
-                "connection_string": f"Driver={{SQLite3}};Database={db}",
-            },
-            "cloud": {"url": "https://127.0.0.1:1", "agent_id": "agent-1"},
-            "bookings": bookings,
-        }
-    )
-    assert settings is not None, problems
-    return settings
-
-
-@dataclass
-class World:
-    db: Path
-    api: OdApiServer
-    store: StateStore
-    pipeline: BookingPipeline
-    conn: PmsConnection
-    seq: int = 0
-
-    def handlers(self) -> dict[str, Any]:
-        return booking_handlers(self.pipeline)
-
-    def send(self, kind: str, payload: dict[str, Any]) -> InboxResult:
-        """Receive the item as the inbox loop does, validate and handle it, store the result."""
-        self.seq += 1
-        item_id = f"item-{self.seq}"
-        page = InboxPage(
-            (WireItem(item_id, kind, datetime.now(UTC), payload),), str(self.seq), False
-        )
-        records.receive(self.store, page, self.handlers())
-        started = records.begin_attempt(self.store, item_id)
-        assert started is not None
-        item, _ = started
-        handler: Handler = self.handlers()[kind]
-        handler.validate(item.payload)
-        result = handler.handle(item)
-        records.finish(self.store, item_id, result)
-        self.last_item = item
-        return result
-
-    def appointment(self, apt: str) -> dict[str, Any]:
-        [row] = self.conn.execute("SELECT * FROM appointment WHERE AptNum = ?", (int(apt),))
-        return dict(row)
-
-    def count(self, table: str = "appointment") -> int:
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}")[0][0])
-
-    def engine(self) -> SlotEngine:
-        return SlotEngine(OpenDentalDiary(self.conn, TZ), self.pipeline.policy)
-
-
-def build(db: Path, store: StateStore, api: OdApiServer, **bookings: Any) -> BookingPipeline:
-    settings = make_settings(db, **bookings)
-    writer = OpenDentalApiWriter(
-        api.api_url,
-        Secret(DEVELOPER_KEY, "od-developer-key"),
-        Secret(CUSTOMER_KEY, "od-customer-key"),
-        timezone=TZ,
-        timeout_seconds=10,
-    )
-
-    def open_pms() -> PmsConnection:
-        return connect(OdbcSettings(connection_string=settings.pms.connection_string))
-
-    return BookingPipeline(
-        settings,
-        store,
-        writer,
-        open_pms=open_pms,
-        slots_for=lambda conn, policy: SlotEngine(OpenDentalDiary(conn, TZ), policy),
-        matcher_for=lambda conn: PatientMatcher(conn, "US"),
-    )
 
 
 @pytest.fixture
@@ -153,25 +63,6 @@ def known_patient(world: World) -> dict[str, Any]:
         " ORDER BY p.PatNum LIMIT 1"
     )
     return dict(rows[0])
-
-
-def booking(slot: Slot, patient: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
-    who = patient or {
-        "first_name": "Quentin",
-        "last_name": "Zylberstein",
-        "date_of_birth": "1991-04-17",
-        "phone": "+1 503 555 0199",
-        "email": "quentin.z@example.com",
-    }
-    body: dict[str, Any] = {
-        "patient": who,
-        "start": slot.start.isoformat(),
-        "appointment_type": changes.pop("appointment_type", "Recall"),
-        "provider_id": slot.provider_id,
-        "operatory_id": slot.operatory_id,
-    }
-    body.update(changes)
-    return body
 
 
 def as_request(row: dict[str, Any]) -> dict[str, Any]:
