@@ -9,6 +9,7 @@ import click
 
 from bridge import __version__
 from bridge.commands.audit_cmd import audit_group
+from bridge.commands.bookings_cmd import bookings
 from bridge.commands.config_cmd import config
 from bridge.commands.control_cmds import bundle, pause, resume, sync
 from bridge.commands.doctor_cmd import doctor
@@ -47,6 +48,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 for command in (audit_group, config, doctor, exceptions, logs, run, secret, status):
     cli.add_command(command)
 cli.add_command(files)  # export folders
+cli.add_command(bookings)  # the daily booking report
 for command in (sync, pause, resume, bundle):  # through the local control channel
     cli.add_command(command)
 

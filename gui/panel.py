@@ -1,4 +1,4 @@
-"""The panel window: a status header over three pages (Overview, Exceptions, Logs).
+"""The panel window: a status header over four pages (Overview, Exceptions, Bookings, Logs).
 
 The header says the same as the tray icon (:func:`gui.tray_state.tray_verdict`
 on the link's latest values): the state's icon, a headline and what to do,
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from bridge.control.results import PauseState
+from gui.bookings_page import BookingsPage
 from gui.engine_link import EngineLink
 from gui.exceptions_page import ExceptionsPage
 from gui.icons import level_icon, level_pixmap
@@ -30,7 +31,7 @@ from gui.log_page import LogPageWidget
 from gui.overview import OverviewPage
 from gui.tray_state import APP_TITLE, TrayVerdict, tray_verdict
 
-OVERVIEW, EXCEPTIONS, LOGS = range(3)
+OVERVIEW, EXCEPTIONS, BOOKINGS, LOGS = range(4)
 
 
 def current_verdict(link: EngineLink) -> TrayVerdict:
@@ -146,10 +147,12 @@ class PanelWindow(QMainWindow):
         self.header = StatusHeader(link)
         self.overview = OverviewPage(link)
         self.exceptions = ExceptionsPage(link)
+        self.bookings = BookingsPage(link)
         self.logs = LogPageWidget(link, log_dir)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.overview, "Overview")
         self.tabs.addTab(self.exceptions, "Exceptions")
+        self.tabs.addTab(self.bookings, "Bookings")
         self.tabs.addTab(self.logs, "Logs")
         body = QWidget()
         layout = QVBoxLayout(body)

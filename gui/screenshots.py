@@ -14,6 +14,7 @@ panel-in-sync.png                     healthy: in sync, verified cloud copy
 panel-exception-approval.png          a booking held for approval
 panel-exception-patient.png           a booking whose patient is not confirmed
 panel-exception-slot.png              a booking whose time is taken, with alternatives
+panel-bookings.png                    the day's booking report after those bookings
 panel-logs.png                        the live log view with a support bundle made
 panel-paused.png                      paused from the panel
 panel-error-token.png                 the cloud refuses the agent token
@@ -59,7 +60,7 @@ from gui.demo_world import DemoWorld
 from gui.engine_link import EngineLink
 from gui.health_rules import Level
 from gui.icons import level_pixmap
-from gui.panel import EXCEPTIONS, LOGS, OVERVIEW, PanelWindow, current_verdict
+from gui.panel import BOOKINGS, EXCEPTIONS, LOGS, OVERVIEW, PanelWindow, current_verdict
 from gui.progress import first_sync_progress
 from gui.tray import BridgeTray
 from gui.tray_state import TrayState, TrayVerdict
@@ -158,6 +159,11 @@ def panel_states(
             view = next(v for v in link.exceptions if v.reason_code == reason)
             select(window, view.id)
             shooter.shoot(window, name)
+
+        window.show_page(BOOKINGS)
+        page = window.bookings
+        wait_until(lambda: bool(page.report and page.report["total"] >= 3), what="booking report")
+        shooter.shoot(window, "panel-bookings.png")
 
         window.show_page(LOGS)
         window.logs.level.setCurrentIndex(0)

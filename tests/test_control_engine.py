@@ -298,7 +298,7 @@ def test_bad_requests_get_specific_errors_and_never_harm_the_engine(
             (b"[1, 2]", "malformed", "JSON object"),
             (b'{"op": 5}', "malformed", "op must be"),
             (b'{"op": "status", "args": []}', "malformed", "args must be"),
-            (b'{"op": "drop_tables"}', "unknown_op", "known: events"),
+            (b'{"op": "drop_tables"}', "unknown_op", "events, exceptions.list"),
             (b'{"op": "events", "args": {"after": -1}}', "invalid_request", "after must be"),
             (b'{"op": "events", "args": {"wait": "long"}}', "invalid_request", "wait must be"),
             (b'{"op": "status", "args": {"x": 1}}', "invalid_request", "takes no argument 'x'"),

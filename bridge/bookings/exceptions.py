@@ -256,4 +256,3 @@ def list_exceptions(
         rows = session.scalars(query.limit(limit)).all()
         views = [_view(row) for row in rows]
     return views if state is not None else list(reversed(views))
-

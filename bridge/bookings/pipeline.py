@@ -16,7 +16,9 @@ A booking request goes:
 3. **match** the patient (:mod:`.matching`); a doubt opens an exception
    (``needs_review``), no candidate creates the patient;
 4. **hold**: the appointment is written with the PMS's "unconfirmed"
-   status and the bridge's marker (:func:`~.lookups.marker`);
+   status and the bridge's marker (:func:`~.lookups.marker`); a patient
+   created for the request gets its ``source`` as referral source
+   (:meth:`~bridge.pms.writers.DiaryWriter.attach_referral`);
 5. **verify**: read back through ODBC; if an overlapping appointment
    appeared (a receptionist's click in the same instant) the hold is
    released and the result is ``conflict`` with alternatives;
@@ -94,6 +96,7 @@ from bridge.pms.writers import (
     WriteError,
     WriterNotFoundError,
     WriterRefusedError,
+    WriterUnavailableError,
 )
 from bridge.state import StateStore
 from bridge.state.models import Booking, InboxItem
@@ -437,6 +440,8 @@ class BookingPipeline:
         else:
             slot = _slot_from(detail["slot"])
             patient_id = row.patient_id or ""
+            if row.patient_created and req.source and detail.get("referral") == "pending":
+                self._tag_source(item.id, patient_id, req.source, row.stage)
         return self._hold(pms, item.id, slot, minutes, pattern, kind, patient_id, policy, req)
 
     def _patient(
@@ -481,8 +486,43 @@ class BookingPipeline:
             data={"patient": patient_id, "resumed": stage == "creating_patient"},
             patient_id=patient_id,
             patient_created=True,
+            detail={"referral": "pending"} if req.source else {},
         )
+        if req.source:
+            self._tag_source(item_id, patient_id, req.source, "patient_ready")
         return patient_id
+
+    def _tag_source(self, item_id: str, patient_id: str, source: str, stage: str) -> None:
+        """Record the request's ``source`` as the new patient's referral source.
+
+        A refused write does not stop the booking (the tag is not the booking):
+        it is audited as ``pms.referral_failed``. An unavailable PMS raises,
+        and the retried item attaches it then (the detail says ``pending``).
+        """
+        try:
+            attached = self.writer.attach_referral(patient_id, source)
+        except WriterUnavailableError:
+            raise
+        except WriteError as exc:
+            log.warning(
+                "new patient's referral source not recorded",
+                extra={"item": item_id, "patient": patient_id, "error": exc.operation},
+            )
+            self._advance(
+                item_id,
+                stage,
+                event="pms.referral_failed",
+                data={"patient": patient_id, "source": source, "operation": exc.operation},
+                detail={"referral": "failed"},
+            )
+            return
+        self._advance(
+            item_id,
+            stage,
+            event="pms.referral_attached",
+            data={"patient": patient_id, "source": source, "refattach": attached},
+            detail={"referral": "attached"},
+        )
 
     def _hold(
         self,
@@ -999,7 +1039,12 @@ class BookingPipeline:
             )
         if stage == "moving":
             self.writer.move_appointment(
-                appointment_id, after.start, after.operatory_id, after.provider_id, pattern
+                appointment_id,
+                after.start,
+                after.operatory_id,
+                after.provider_id,
+                pattern,
+                note_line=_moved_note(item_id),
             )
             crashpoint("booking.moved")
             self._advance(
@@ -1044,7 +1089,12 @@ class BookingPipeline:
         conflicts: tuple[str, ...] | Any,
     ) -> InboxResult:
         self.writer.move_appointment(
-            appointment_id, before.start, before.operatory_id, before.provider_id, old_pattern
+            appointment_id,
+            before.start,
+            before.operatory_id,
+            before.provider_id,
+            old_pattern,
+            note_line=_moved_note(item_id),
         )
         self._advance(
             item_id,
@@ -1310,6 +1360,11 @@ def _note(item_id: str, req: BookingRequest | None) -> str:
     if req is not None and req.notes:
         text += f"\n{req.notes}"
     return text
+
+
+def _moved_note(item_id: str) -> str:
+    """The line a reschedule leaves in the note: the bridge's marker, no personal data."""
+    return f"{marker(item_id)} rescheduled through the bridge"
 
 
 class _Handler:

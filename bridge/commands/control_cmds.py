@@ -3,11 +3,14 @@
 They drive the running engine through the local control channel
 (:mod:`bridge.control.client`):
 
-* ``sync [ENTITY...] [--key K]... [--wait]`` asks for a sync now (every
-  entity when none is named; ``--key`` re-reads those records of one
-  entity). Requests merge: pressing it again before the sync starts adds
-  nothing. ``--wait`` waits for the engine to report the sync finished.
-  Needs a running engine.
+* ``sync [ENTITY...] [KEY...] [--key K]... [--wait]`` asks for a sync now
+  (every entity when none is named). Record keys (``bridge sync patient
+  1234``, or ``--key``) name records of one entity to push at once even if
+  unchanged (a patient with its appointments); the command waits for them
+  and says which were pushed and which the PMS does not have (exit 1 if
+  any is missing). Requests merge: pressing it again before the sync
+  starts adds nothing. ``--wait`` waits for the engine to report the sync
+  finished. Needs a running engine.
 * ``pause`` / ``resume`` stop and restart PMS reads, sending and the inbox
   without stopping the engine; the flag is kept in the local state, so a
   restarted engine stays paused. With no engine running they set the flag
@@ -16,7 +19,8 @@ They drive the running engine through the local control channel
   data or secrets): the running engine makes it in its data folder; with no
   engine running this command makes it itself. ``--output`` copies it.
 
-Exit codes: 0 done, 1 error (with a fix), 4 ``--wait`` timed out.
+Exit codes: 0 done, 1 error (with a fix) or a record key not in the PMS,
+4 ``--wait`` (or waiting for named records) timed out.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import click
 from bridge.commands.context import cli_config_path, cli_paths, cli_secret_store
 from bridge.control.client import ControlClient
 from bridge.control.errors import ControlError, EngineNotRunning
-from bridge.control.events import EventsMissed, SyncFinished
+from bridge.control.events import EventsMissed, RecordsSynced, SyncFinished
 from bridge.control.pause import write_pause
 from bridge.control.results import PauseState, SyncScheduled
 from bridge.errors import BridgeError
@@ -69,10 +73,10 @@ def describe_sync(scheduled: SyncScheduled) -> str:
 
 
 @click.command()
-@click.argument("entities", nargs=-1)
+@click.argument("entities", nargs=-1, metavar="[ENTITY]... [KEY]...")
 @click.option(
     "--key", "keys", multiple=True,
-    help="Re-read this record key (needs exactly one ENTITY); repeat for more.",
+    help="Push this record key now, even if unchanged (needs exactly one ENTITY); repeatable.",
 )  # fmt: skip
 @click.option("--wait", is_flag=True, help="Wait until the engine reports the sync finished.")
 @click.option(
@@ -83,13 +87,23 @@ def describe_sync(scheduled: SyncScheduled) -> str:
 def sync(
     ctx: click.Context, entities: tuple[str, ...], keys: tuple[str, ...], wait: bool, timeout: float
 ) -> None:
-    """Sync ENTITY... now (every entity when none is named)."""
+    """Sync ENTITY... now (every entity when none is named).
+
+    Arguments that start with a digit are record keys: 'bridge sync patient
+    1234' pushes patient 1234 and its appointments now, even if unchanged.
+    """
+    names = tuple(a for a in entities if not a[:1].isdigit())
+    keys = (*(a for a in entities if a[:1].isdigit()), *keys)
     with _connect(cli_paths(ctx)) as client:
         try:
             _, after = client.events(0)
-            scheduled = client.sync_now(entities, keys)
+            scheduled = client.sync_now(names, keys)
             click.echo(describe_sync(scheduled))
-            if not wait or scheduled.paused:
+            if scheduled.paused:
+                return
+            if keys:
+                after = _report_records(ctx, client, after, scheduled.entities[0], keys, timeout)
+            if not wait:
                 return
             if not _wait_finished(client, after, set(scheduled.entities), timeout):
                 click.echo(f"the sync has not finished after {timeout:.0f} s", err=True)
@@ -97,6 +111,49 @@ def sync(
         except ControlError as exc:
             raise _fail(exc) from None
     click.echo("sync finished")
+
+
+def _report_records(
+    ctx: click.Context,
+    client: ControlClient,
+    after: int,
+    entity: str,
+    keys: tuple[str, ...],
+    timeout: float,
+) -> int:
+    """Wait until every key was pushed or found missing; say which. Returns ``after``."""
+    deadline = time.monotonic() + timeout
+    left = set(keys)
+    pushed: set[str] = set()
+    missing: set[str] = set()
+    related = 0
+    while left:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            click.echo(
+                f"the records were not pushed within {timeout:.0f} s "
+                "(is the PMS reachable? 'bridge status' says)",
+                err=True,
+            )
+            ctx.exit(4)
+        events, after = client.events(after, wait=min(remaining, 20.0))
+        for event in events:
+            if isinstance(event, RecordsSynced) and event.entity == entity:
+                pushed |= left & set(event.pushed)
+                missing |= left & set(event.missing)
+                related += event.related if left & set(event.pushed) else 0
+                left -= set(event.pushed) | set(event.missing)
+    if pushed:
+        line = f"pushed {entity} {', '.join(sorted(pushed, key=int))}"
+        if related:
+            line += f" with {related} related record(s)"
+        click.echo(line)
+    if missing:
+        raise click.ClickException(
+            f"not in the PMS: {entity} {', '.join(sorted(missing, key=int))} "
+            "(nothing to push; a record the cloud had is deleted there)"
+        )
+    return after
 
 
 def _wait_finished(client: ControlClient, after: int, entities: set[str], timeout: float) -> bool:

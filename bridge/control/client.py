@@ -31,6 +31,7 @@ call                                          returns                           
 ``support_bundle()``                          :class:`~pathlib.Path` of the zip    180 s
 ``logs(after=None, limit=200, level, text)``  :class:`LogPage` (iterable records)  10 s
 ``version()``                                 :class:`VersionInfo`                 10 s
+``booking_report(day=None)``                  ``dict`` (:mod:`bridge.bookings.report`)  10 s
 ============================================  ===================================  ========
 
 Semantics the panel relies on:
@@ -76,6 +77,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Sequence
+from datetime import date
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 from types import TracebackType
@@ -206,6 +208,12 @@ class ControlClient:
 
     def version(self) -> VersionInfo:
         return self._parse(VersionInfo.from_json, self.request("version"))
+
+    def booking_report(self, day: date | None = None) -> dict[str, Any]:
+        """The booking report of ``day`` (practice-local; default today): counts and
+        codes only (:func:`bridge.bookings.report.build_report`)."""
+        result = self.request("booking_report", {"date": day.isoformat() if day else None})
+        return self._parse(_report_from_json, result)
 
     # -- plumbing ----------------------------------------------------------------
 
@@ -408,3 +416,9 @@ __all__ = [
     "SyncScheduled",
     "VersionInfo",
 ]
+
+
+def _report_from_json(obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, dict) or "outcomes" not in obj:
+        raise ValueError("a booking report must be an object with outcomes")
+    return dict(obj)

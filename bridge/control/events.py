@@ -12,7 +12,7 @@ each engine run, so a ``seq`` from an earlier run is always recognised as
 one. Events hold ids, codes and entity names only, never personal data.
 
 Types (``type`` on the wire): ``sync.started``, ``sync.finished``,
-``component.changed``, ``exception.opened``, ``exception.resolved``,
+``sync.records``, ``component.changed``, ``exception.opened``, ``exception.resolved``,
 ``engine.paused``, ``engine.resumed``, ``events.missed``. A client skips
 types it does not know (a newer engine may send more).
 """
@@ -89,6 +89,22 @@ class SyncFinished(Event):
 
 
 @dataclass(frozen=True)
+class RecordsSynced(Event):
+    """Records asked for by key were re-read and pushed (even if unchanged).
+
+    ``pushed``: keys found and sent; ``missing``: keys the PMS does not have;
+    ``related``: how many related records went with them (a patient's
+    appointments). Keys are PMS ids, never personal data.
+    """
+
+    entity: str
+    pushed: tuple[str, ...]
+    missing: tuple[str, ...]
+    related: int
+    type: ClassVar[str] = "sync.records"
+
+
+@dataclass(frozen=True)
 class ComponentChanged(Event):
     """A component's health changed (``ok``, ``warn``, ``fail``; previous None: new)."""
 
@@ -144,6 +160,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         SyncStarted,
         SyncFinished,
+        RecordsSynced,
         ComponentChanged,
         ExceptionOpened,
         ExceptionResolved,

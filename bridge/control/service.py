@@ -19,6 +19,7 @@ op                        args -> result
 ``support_bundle``        {} -> {path}
 ``logs``                  {after: cursor | null, limit, level, text} -> LogPage
 ``version``               {} -> VersionInfo
+``booking_report``        {date: "YYYY-MM-DD" | null} -> the day's booking report
 ========================  =====================================================
 
 (*) Both exception operations answer ``bookings_disabled`` when the engine
@@ -32,6 +33,7 @@ import os
 import platform
 import sys
 from collections.abc import Callable, Mapping
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from bridge import __version__
@@ -108,6 +110,7 @@ class ControlService:
             "support_bundle": self.support_bundle,
             "logs": self.logs,
             "version": self.version,
+            "booking_report": self.booking_report,
         }
 
     def __call__(self, op: str, args: Mapping[str, Any]) -> Any:
@@ -141,7 +144,7 @@ class ControlService:
             del payload["keys"]
         try:
             entities = parse_entities(payload, self.host.entities)
-            keys = parse_keys(payload, entities)
+            keys = parse_keys(payload, entities, self.host.record_entities)
         except InvalidRequest as exc:
             raise _invalid(exc.message) from None
         return self.host.request_sync(entities, keys).to_json()
@@ -223,6 +226,14 @@ class ControlService:
             pid=os.getpid(),
         ).to_json()
 
+    def booking_report(self, args: Mapping[str, Any]) -> Any:
+        raw = _text(args, "date", 10)
+        try:
+            day = date.fromisoformat(raw) if raw else None
+        except ValueError:
+            raise _invalid('date must be a day as "YYYY-MM-DD"') from None
+        return self.host.booking_report(day)
+
 
 ARGS: dict[str, tuple[str, ...]] = {
     "status": (),
@@ -235,5 +246,6 @@ ARGS: dict[str, tuple[str, ...]] = {
     "support_bundle": (),
     "logs": ("after", "limit", "level", "text"),
     "version": (),
+    "booking_report": ("date",),
 }
 """The arguments each operation takes; any other is refused by name."""

@@ -157,8 +157,10 @@ class Inbox:
             if item is None:
                 raise ApiError(404, "not_found", f"id: no inbox item {item_id!r}", field="id")
             row = conn.execute("SELECT * FROM results WHERE item_id = ?", (item_id,)).fetchone()
-            if row is not None and row["body_sha256"] != body_sha256 and (
-                row["status"] in PROVISIONAL
+            if (
+                row is not None
+                and row["body_sha256"] != body_sha256
+                and (row["status"] in PROVISIONAL)
             ):
                 conn.execute(
                     "INSERT INTO result_history (item_id, body, received_at) VALUES (?, ?, ?)",

@@ -12,7 +12,8 @@ documented behaviour, and writes the sample practice (SQLite or MariaDB)::
 Routes (``/api/v1``): ``GET /definitions``, ``POST /patients``,
 ``GET /appointments/{AptNum}``, ``POST /appointments``,
 ``PUT /appointments/{AptNum}``, ``PUT /appointments/{AptNum}/Confirm``,
-``PUT /appointments/{AptNum}/Note``; anything else is 404.
+``PUT /appointments/{AptNum}/Note``, ``GET``/``POST /referrals``,
+``GET``/``POST /refattaches`` (:mod:`.referrals`); anything else is 404.
 
 Every ``/api/v1`` request, in order: a fault may decide it
 (:mod:`.faults`); ``Authorization: ODFHIR {DeveloperKey}/{CustomerKey}``
@@ -50,7 +51,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sandbox.cloud.server import loopback_host
-from sandbox.odapi import appointments, patients, reference
+from sandbox.odapi import appointments, patients, reference, referrals
 from sandbox.odapi.database import PracticeDb, Tx
 from sandbox.odapi.faults import Fault, FaultPlan
 from sandbox.odapi.fields import ApiError
@@ -108,6 +109,22 @@ def _put_note(tx: Tx, match: re.Match[str], query: Query, body: Any) -> Any:
     appointments.append_note(tx, int(match[1]), body)
 
 
+def _get_referrals(tx: Tx, match: re.Match[str], query: Query, body: Any) -> Any:
+    return referrals.get_referrals(tx, query)
+
+
+def _post_referral(tx: Tx, match: re.Match[str], query: Query, body: Any) -> Any:
+    return referrals.create_referral(tx, body)
+
+
+def _get_refattaches(tx: Tx, match: re.Match[str], query: Query, body: Any) -> Any:
+    return referrals.get_refattaches(tx, query)
+
+
+def _post_refattach(tx: Tx, match: re.Match[str], query: Query, body: Any) -> Any:
+    return referrals.create_refattach(tx, body)
+
+
 _APT = r"/appointments/([0-9]{1,18})"
 ROUTES: tuple[Route, ...] = (
     Route("GET", re.compile(r"/definitions\Z"), _definitions),
@@ -117,6 +134,10 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", re.compile(_APT + r"\Z"), _put_appointment),
     Route("PUT", re.compile(_APT + r"/Confirm\Z"), _put_confirm),
     Route("PUT", re.compile(_APT + r"/Note\Z"), _put_note),
+    Route("GET", re.compile(r"/referrals\Z"), _get_referrals),
+    Route("POST", re.compile(r"/referrals\Z"), _post_referral, ("referrals", "ReferralNum")),
+    Route("GET", re.compile(r"/refattaches\Z"), _get_refattaches),
+    Route("POST", re.compile(r"/refattaches\Z"), _post_refattach, ("refattaches", "RefAttachNum")),
 )
 
 

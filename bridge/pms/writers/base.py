@@ -27,6 +27,16 @@ Contracts every writer keeps:
   starts with the pipeline's marker) before calling again.
 * **Errors** are the :mod:`.errors` tree only: refused (not retryable) or
   unavailable (retryable). Bad input is refused before anything is sent.
+* **Referral source.** :meth:`DiaryWriter.attach_referral` records where a
+  new patient came from (``online``, ``phone-ai``, ``google``): Open
+  Dental's ``refattach`` row (RefType RefFrom) pointing at the ``referral``
+  whose LName is that name, created (NotPerson) when the practice has none.
+  Attaching the same source twice attaches it once.
+* **The bridge's mark.** Every appointment the bridge writes carries a note
+  line starting with the pipeline's marker ``[bridge ref <12 hex>]``:
+  ``create_appointment`` writes it first in the note, ``move_appointment``
+  appends ``note_line`` unless the note already holds it; releasing appends
+  its reason line and leaves earlier lines (the marker) as they are.
 * **Personal data** (names, birth date, phone, email, postcode, notes)
   travels to the PMS and nowhere else: never into logs, error messages or
   ``repr`` (the personal fields below are left out of it).
@@ -48,6 +58,7 @@ _ID = re.compile(r"[1-9][0-9]{0,18}\Z")
 _PATTERN = re.compile(r"[X/]+\Z")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")
 _REASON = re.compile(r"[a-z0-9_]{1,40}\Z")
+_REFERRAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}\Z")
 NAME_MAX = 100  # patient.LName / FName varchar(100)
 EMAIL_MAX = 100  # patient.Email varchar(100)
 POSTCODE_MAX = 100  # patient.Zip varchar(100)
@@ -85,6 +96,23 @@ def check_reason(value: object) -> str:
         raise WriteRequestError(
             "reason_code must be 1-40 lower-case letters, digits or '_' (a code, not text)"
         )
+    return value
+
+
+def check_referral_name(value: object) -> str:
+    """A referral source name (``referral.LName``): a short tag, no free text."""
+    if not isinstance(value, str) or not _REFERRAL.match(value):
+        raise WriteRequestError(
+            "source must be 1-100 letters, digits, spaces, '.', '-' or '_' (a tag such as "
+            "'online' or 'phone-ai')"
+        )
+    return value
+
+
+def check_note_line(value: object) -> str:
+    """A line the bridge appends to an appointment note: one line, short."""
+    if not isinstance(value, str) or not 0 < len(value) <= 255 or "\n" in value or "\r" in value:
+        raise WriteRequestError("note_line must be one line of at most 255 characters")
     return value
 
 
@@ -209,8 +237,16 @@ class DiaryWriter(Protocol):
         operatory_id: str,
         provider_id: str,
         pattern: str,
+        *,
+        note_line: str | None = None,
     ) -> None:
-        """Reschedule: new start, chair, provider and length."""
+        """Reschedule: new start, chair, provider and length; append ``note_line``
+        to the note unless it already holds it (the bridge's mark)."""
+        ...
+
+    def attach_referral(self, patient_id: str, source: str) -> str:
+        """Record ``source`` as where the patient came from (see the module
+        docstring); returns the attachment's id (RefAttachNum). Idempotent."""
         ...
 
     def release_appointment(self, appointment_id: str, reason_code: str) -> None:

@@ -24,7 +24,13 @@ create_appointment     ``POST /appointments`` (201 with the appointment;
 set_confirmation       ``PUT /appointments/{AptNum}/Confirm`` ``{"defNum"}``.
 move_appointment       ``PUT /appointments/{AptNum}`` with ``AptDateTime``,
                        ``Op``, ``ProvNum``, ``Pattern`` (fields left out do
-                       not change).
+                       not change); then ``PUT .../Note`` appends
+                       ``note_line`` unless the note already holds it.
+attach_referral        ``GET /refattaches?PatNum=`` (apirefattaches.html);
+                       unless one already names the source,
+                       ``POST /refattaches`` ``{"PatNum", "referralName",
+                       "ReferralType": "RefFrom"}``: "If a match is not
+                       found, a new referral with that name is created".
 release_appointment    ``PUT /appointments/{AptNum}`` ``{"AptStatus":
                        "UnschedList"}``, then ``PUT .../Note`` appends the
                        reason unless the note already ends with it. Not
@@ -78,7 +84,9 @@ from bridge.pms.writers.base import (
     NewPatient,
     check_aware,
     check_id,
+    check_note_line,
     check_pattern,
+    check_referral_name,
     release_note,
 )
 from bridge.pms.writers.errors import (
@@ -233,22 +241,62 @@ class OpenDentalApiWriter:
         operatory_id: str,
         provider_id: str,
         pattern: str,
+        *,
+        note_line: str | None = None,
     ) -> None:
         check_id(appointment_id, "appointment_id")
         check_aware(start, "start")
+        if note_line is not None:
+            check_note_line(note_line)
         body = {
             "AptDateTime": od_datetime(wall_clock(start, self.tz)),
             "Op": int(check_id(operatory_id, "operatory_id")),
             "ProvNum": int(check_id(provider_id, "provider_id")),
             "Pattern": check_pattern(pattern),
         }
-        self._call(
+        response = self._call(
             "PUT",
             f"appointments/{appointment_id}",
             body=body,
             label="PUT /appointments/{AptNum}",
             ident=appointment_id,
         )
+        if note_line is None:
+            return
+        note = _json_object(response).get("Note")
+        if isinstance(note, str) and note_line in note:
+            return  # moved before (a repeat, or a move back): the mark is there
+        self._call(
+            "PUT",
+            f"appointments/{appointment_id}/Note",
+            body={"Note": note_line},
+            label="PUT /appointments/{AptNum}/Note",
+            ident=appointment_id,
+        )
+
+    def attach_referral(self, patient_id: str, source: str) -> str:
+        check_id(patient_id, "patient_id")
+        check_referral_name(source)
+        response = self._call(
+            "GET",
+            "refattaches",
+            params={"PatNum": patient_id},
+            label="GET /refattaches",
+        )
+        for row in _json_list(response):
+            if (
+                isinstance(row, Mapping)
+                and str(row.get("referralName", "")).casefold() == source.casefold()
+                and str(row.get("ReferralType", "")) == "RefFrom"
+            ):
+                return str(row.get("RefAttachNum", ""))  # attached before: once is enough
+        created = self._call(
+            "POST",
+            "refattaches",
+            body={"PatNum": int(patient_id), "referralName": source, "ReferralType": "RefFrom"},
+            label="POST /refattaches",
+        )
+        return self._created_id("POST /refattaches", created, "RefAttachNum")
 
     def release_appointment(self, appointment_id: str, reason_code: str) -> None:
         check_id(appointment_id, "appointment_id")

@@ -27,7 +27,13 @@ create_appointment     ``INSERT appointment`` (AptStatus 1 Scheduled,
 set_confirmation       ``UPDATE appointment SET Confirmed``.
 move_appointment       ``UPDATE appointment SET AptDateTime, Op, ProvNum,
                        Pattern`` (PatternSecondary reset to '/' steps when
-                       the length changes).
+                       the length changes), appending ``note_line`` to the
+                       note in the same statement unless it holds it.
+attach_referral        the ``referral`` whose LName is the source (the API's
+                       ``referralName`` rule), else ``INSERT referral``
+                       (NotPerson 1); then, unless the patient has it
+                       already, ``INSERT refattach`` (RefType 1 RefFrom,
+                       RefDate today, ItemOrder after the patient's last).
 release_appointment    one ``UPDATE`` setting AptStatus 3 (UnschedList) and
                        appending the reason to the note, only if the status
                        is not 3 already (so a repeat changes nothing).
@@ -75,7 +81,9 @@ from bridge.pms.writers.base import (
     NewPatient,
     check_aware,
     check_id,
+    check_note_line,
     check_pattern,
+    check_referral_name,
     release_note,
 )
 from bridge.pms.writers.errors import (
@@ -95,6 +103,7 @@ COMPLETE_PROCEDURE = 2
 GENDER_UNKNOWN = 2  # the API's default for a new patient
 DEFCAT_APPT_CONFIRMED = 2
 DEFCAT_BILLING_TYPES = 4
+REF_FROM = 1  # refattach.RefType: where the patient came from
 NOTE_LINE_BREAK = "\r\n"  # Open Dental appends notes after a CR LF
 
 
@@ -319,6 +328,8 @@ class SqlDiaryWriter:
         operatory_id: str,
         provider_id: str,
         pattern: str,
+        *,
+        note_line: str | None = None,
     ) -> None:
         op = "UPDATE appointment"
         check_id(appointment_id, "appointment_id")
@@ -326,6 +337,8 @@ class SqlDiaryWriter:
         check_id(operatory_id, "operatory_id")
         check_id(provider_id, "provider_id")
         check_pattern(pattern)
+        if note_line is not None:
+            check_note_line(note_line)
         with self._lock:
             found = self._read(
                 op,
@@ -337,11 +350,20 @@ class SqlDiaryWriter:
             self._require_appointment(found, op, appointment_id)
             self._require(found["op"], op, f"operatory {operatory_id} does not exist")
             self._require(found["prov"], op, f"provider {provider_id} does not exist")
+            note_sql = ""
+            note_params: tuple[str, ...] = ()
+            if note_line is not None:
+                appended = self._sql_dialect().concat("Note", "?")
+                note_sql = (
+                    ", Note = CASE WHEN INSTR(COALESCE(Note, ''), ?) > 0 THEN Note"
+                    f" WHEN Note IS NULL OR Note = '' THEN ? ELSE {appended} END"
+                )
+                note_params = (note_line, note_line, NOTE_LINE_BREAK + note_line)
             self._write(
                 op,
                 "UPDATE appointment SET AptDateTime = ?, Op = ?, ProvNum = ?, Pattern = ?,"
                 " PatternSecondary = CASE WHEN LENGTH(PatternSecondary) = ?"
-                " THEN PatternSecondary ELSE ? END WHERE AptNum = ?",
+                f" THEN PatternSecondary ELSE ? END{note_sql} WHERE AptNum = ?",
                 (
                     od_datetime(wall_clock(start, self.tz)),
                     int(operatory_id),
@@ -349,9 +371,68 @@ class SqlDiaryWriter:
                     pattern,
                     len(pattern),
                     "/" * len(pattern),
+                    *note_params,
                     int(appointment_id),
                 ),
             )
+
+    def attach_referral(self, patient_id: str, source: str) -> str:
+        op = "INSERT refattach"
+        check_id(patient_id, "patient_id")
+        check_referral_name(source)
+        with self._lock:
+            found = self._read(
+                op,
+                "SELECT (SELECT COUNT(*) FROM patient WHERE PatNum = ? AND PatStatus <> ?)"
+                " AS patient, (SELECT MIN(ReferralNum) FROM referral WHERE LName = ?) AS referral",
+                (int(patient_id), DELETED_PATIENT, source),
+            )
+            if not found["patient"]:
+                raise WriterNotFoundError(
+                    f"{op}: patient {patient_id} does not exist (or is deleted)", operation=op
+                )
+            referral = found["referral"]
+            if referral is None:
+                referral = self._insert(
+                    "INSERT referral",
+                    "referral",
+                    {
+                        "LName": source, "FName": "", "MName": "", "Specialty": 0, "Note": "",
+                        "IsHidden": 0, "NotPerson": 1, "Title": "", "PatNum": 0, "Slip": 0,
+                        "IsDoctor": 0, "IsPreferred": 0, "BusinessName": "",
+                    },
+                )  # fmt: skip
+                log.info("SQL writer created a referral source", extra={"referral": referral})
+            attached = self._read(
+                op,
+                "SELECT MIN(CASE WHEN ReferralNum = ? AND RefType = ? THEN RefAttachNum END)"
+                " AS same, MAX(ItemOrder) AS last FROM refattach WHERE PatNum = ?",
+                (int(referral), REF_FROM, int(patient_id)),
+            )
+            if attached["same"] is not None:
+                return str(attached["same"])  # attached before: once is enough
+            ref_attach = self._insert(
+                op,
+                "refattach",
+                {
+                    "ReferralNum": int(referral),
+                    "PatNum": int(patient_id),
+                    "ItemOrder": int(attached["last"] or 0) + 1,
+                    "RefDate": od_date(datetime.now(self.tz).date()),
+                    "RefType": REF_FROM,
+                    "RefToStatus": 0,
+                    "Note": "",
+                    "IsTransitionOfCare": 0,
+                    "ProcNum": 0,
+                    "DateProcComplete": "0001-01-01",
+                    "ProvNum": 0,
+                },
+            )
+            log.info(
+                "SQL writer attached a referral source",
+                extra={"patient": patient_id, "refattach": ref_attach},
+            )
+            return ref_attach
 
     def release_appointment(self, appointment_id: str, reason_code: str) -> None:
         op = "UPDATE appointment"
