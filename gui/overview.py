@@ -8,6 +8,7 @@ the cloud's copy was verified equal, and when; the queues; and the current
 problems, each with what to do. "Sync availability", "Sync patients" and a
 "Sync" button per entity ask the engine for a sync through the link; a
 button says "Syncing..." until the engine reports that sync finished.
+"Sync one record" (:mod:`gui.record_sync`) pushes one named record now.
 
 The widget only shows: it reads the link's values when the link signals a
 change and asks the link to act. It never calls the engine itself.
@@ -46,10 +47,20 @@ from gui.health_rules import (
 )
 from gui.icons import level_icon
 from gui.progress import first_sync_progress
+from gui.record_sync import RecordSyncRow
 from gui.status_badge import StatusBadge
 
 RECORDS_TITLE = "Records read from the PMS"
-AVAILABILITY = ("appointment", "schedule", "provider", "operatory", "appointment_type")
+# "availability" recomputes the published free slots (bridge.availability); the rest are
+# what they are computed from.
+AVAILABILITY = (
+    "availability",
+    "appointment",
+    "schedule",
+    "provider",
+    "operatory",
+    "appointment_type",
+)
 PATIENTS = ("patient",)
 CONNECTIONS = ("pms", "cloud")
 _NAME, _LAST_READ, _CLOUD, _ACTION = range(4)
@@ -104,6 +115,8 @@ class OverviewPage(QWidget):
         row.addWidget(self.sync_note)
         box.addLayout(row)
         box.addWidget(self.table)
+        self.record_sync = RecordSyncRow(link)
+        box.addWidget(self.record_sync)
 
         self.queues = QLabel()
         self.queues.setWordWrap(True)
@@ -189,6 +202,7 @@ class OverviewPage(QWidget):
             )
         self._show_first_sync(snapshot)
         self._show_entities(snapshot)
+        self.record_sync.set_entities([e.entity for e in snapshot.entities])
         self._show_queues(snapshot)
         if not connected:
             self.queues.setText(f"Last known ({when}): {self.queues.text()}")

@@ -120,6 +120,14 @@ class SlotEngine:
         margin = timedelta(minutes=self.policy.buffer_minutes)
         return self._finder(self.diary.read(first, last, margin=margin))
 
+    def finder(self, first_day: date, last_day: date) -> SlotFinder:
+        """One live read of the local days ``first_day`` to ``last_day``, for many questions.
+
+        The finder applies the policy's buffer and the notice/window bounds as
+        of now; published availability asks it for every appointment type.
+        """
+        return self._read(first_day, last_day)
+
     def _normalise(self, start: datetime, minutes: int) -> tuple[datetime, int, datetime]:
         if start.tzinfo is None or start.utcoffset() is None:
             raise ValueError("start must be a timezone-aware datetime")

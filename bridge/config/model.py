@@ -527,8 +527,10 @@ class Writer(_Section):
                     )
             wrong = sorted(given & {*sql, "password_secret"})
         else:
-            if "connection_string" in data and "dsn" in data and (
-                (data["connection_string"] is None) == (data["dsn"] is None)
+            if (
+                "connection_string" in data
+                and "dsn" in data
+                and ((data["connection_string"] is None) == (data["dsn"] is None))
             ):
                 state = "neither is set" if data["connection_string"] is None else "both are set"
                 raise SettingValueError(
@@ -538,9 +540,7 @@ class Writer(_Section):
                 )
             wrong = sorted(given & set(api))
         if wrong:
-            raise SettingValueError(
-                f'is not used when kind = "{kind}"; remove it', key=wrong[0]
-            )
+            raise SettingValueError(f'is not used when kind = "{kind}"; remove it', key=wrong[0])
         return value
 
 
@@ -604,6 +604,21 @@ class Bookings(_Section):
         description="Billing type (by name) of patients the bridge creates; default: the "
         "PMS's first visible billing type.",
         examples=["Standard Account"],
+    )
+    availability_days: int = Field(
+        default=60,
+        ge=0,
+        le=366,
+        description="How many local days ahead (today included) the free slots are published "
+        "to the cloud as the availability entity; 0 publishes none.",
+    )
+    availability_step_minutes: int = Field(
+        default=15,
+        ge=5,
+        le=60,
+        multiple_of=5,
+        description="The wall-clock grid of published slot starts (every 15 minutes from "
+        "midnight by default); bookings themselves may start on any 5-minute mark.",
     )
 
 
@@ -694,9 +709,7 @@ class Folder(_Section):
         "and partial files by default).",
         json_schema_extra=_meta(type_label="list of patterns"),
     )
-    recursive: bool = Field(
-        default=False, description="Also watch the folders inside this one."
-    )
+    recursive: bool = Field(default=False, description="Also watch the folders inside this one.")
     after: AfterUpload = Field(
         default="leave",
         description="What to do with a file once the cloud has it: leave it, move it to "

@@ -23,9 +23,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from bridge.bookings.exceptions import ExceptionDesk
+from bridge.bookings.report import build_report
 from bridge.control.endpoint import Endpoint, endpoint_for
 from bridge.control.events import EventLog, Paused, Resumed
 from bridge.control.pause import PauseGate, read_pause, write_pause
@@ -42,7 +46,9 @@ from bridge.supervisor import LoopSpec
 
 log = logging.getLogger(__name__)
 
-PAUSABLE_LOOPS = frozenset({"pms-watch", "pms-sync", "uplink", "reconcile", "inbox"})
+PAUSABLE_LOOPS = frozenset(
+    {"pms-watch", "pms-sync", "availability", "uplink", "reconcile", "inbox"}
+)
 PAUSABLE_PREFIXES = ("folder:",)  # export-folder uploads (one loop per folder)
 """Loops a pause stops: everything that reads the PMS, sends data or handles the inbox."""
 PAUSE_SETTLE_SECONDS = 15.0
@@ -63,6 +69,8 @@ class ControlHost:
         forward_sync: Forward,
         exception_desk: Callable[[], ExceptionDesk | None],
         endpoint: Endpoint | None = None,
+        timezone: ZoneInfo | None = None,
+        record_entities: Sequence[str] | None = None,
     ) -> None:
         self.store = store
         self.secret_store = secret_store
@@ -70,6 +78,8 @@ class ControlHost:
         self.paths = paths
         self.config_path = config_path
         self.exception_desk = exception_desk
+        self.timezone = timezone or ZoneInfo("UTC")
+        self.record_entities = None if record_entities is None else tuple(record_entities)
         self.events = EventLog(run_id)
         self.gate = PauseGate(read_pause(store))
         self.syncs = SyncCoalescer(forward_sync, self.events, held=lambda: self.gate.paused)
@@ -124,6 +134,11 @@ class ControlHost:
         names = tuple(entities) or self.entities
         merged = self.syncs.request(names, keys)
         return SyncScheduled(names, len(set(keys)), merged, self.gate.paused)
+
+    def booking_report(self, day: date | None = None) -> dict[str, Any]:
+        """The booking report of ``day`` (practice-local; default today), from local state."""
+        today = datetime.now(self.timezone).date()
+        return build_report(self.store, day or today, self.timezone)
 
     def pause(self, by: str = "") -> PauseState:
         """Pause (persisted) and wait up to 15 s for the loops to stop; idempotent."""

@@ -19,13 +19,19 @@ Contract for handlers:
 * Handlers run on the inbox loop's thread, one item at a time.
 
 :func:`control_handlers` builds the handlers for ``sync.request`` and
-``reconcile.request``; they only ask the engine (:class:`SyncControl`) to
+``reconcile.request``; they ask the engine (:class:`SyncControl`) to
 schedule work and answer ``confirmed`` with ``sync_scheduled`` or
-``reconcile_scheduled``.
+``reconcile_scheduled``. A ``sync.request`` naming ``keys`` waits (at most
+:data:`RECORDS_WAIT_SECONDS`) for those records to be pushed and answers
+what happened to each: ``records_pushed``, ``records_partly_found`` (the
+missing keys listed), ``rejected`` ``records_not_found`` when none exists;
+if the PMS does not answer in time, ``sync_scheduled`` (they go when it does).
 """
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,6 +48,10 @@ waits; any other type is rejected as ``unsupported_type``."""
 MAX_ENTITIES = 64
 MAX_KEYS = 1_000
 MAX_KEY_LENGTH = 100  # row_state.key
+RECORD_KEY = re.compile(r"[1-9][0-9]{0,18}")
+"""A record key: the PMS's positive whole-number primary key (every Open
+Dental table has one), as a string."""
+RECORDS_WAIT_SECONDS = 10.0
 
 
 class InvalidRequest(ValueError):
@@ -89,6 +99,13 @@ class SyncControl(Protocol):
 
     def request_reconcile(self, entities: Sequence[str]) -> None: ...
 
+    def await_records(
+        self, entity: str, keys: Sequence[str], since: float, timeout: float
+    ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(found, missing) keys once each was pushed after ``since`` (monotonic);
+        None after ``timeout`` seconds."""
+        ...
+
 
 def confirmed(code: str, message: str) -> InboxResult:
     return InboxResult("confirmed", reason=Reason(code, message))
@@ -121,8 +138,16 @@ def parse_entities(payload: Mapping[str, Any], known: Sequence[str]) -> tuple[st
     return tuple(names) if names else tuple(known)
 
 
-def parse_keys(payload: Mapping[str, Any], entities: Sequence[str]) -> tuple[str, ...]:
-    """Optional ``payload["keys"]``: record keys of exactly one named entity."""
+def parse_keys(
+    payload: Mapping[str, Any],
+    entities: Sequence[str],
+    record_entities: Collection[str] | None = None,
+) -> tuple[str, ...]:
+    """Optional ``payload["keys"]``: keys of exactly one named entity.
+
+    Keys of a PMS record entity (every entity when ``record_entities`` is
+    None) must be record numbers (:data:`RECORD_KEY`); an entity the bridge
+    computes (``availability``) takes any short key."""
     raw = payload.get("keys")
     if raw is None:
         return ()
@@ -137,25 +162,58 @@ def parse_keys(payload: Mapping[str, Any], entities: Sequence[str]) -> tuple[str
             raise InvalidRequest(
                 f"keys[{index}] must be a string of 1 to {MAX_KEY_LENGTH} characters"
             )
+        numbered = record_entities is None or (entities and entities[0] in record_entities)
+        if numbered and not RECORD_KEY.fullmatch(key):
+            raise InvalidRequest(
+                f'keys[{index}] is not a record key (a positive whole number such as "1234")'
+            )
     return tuple(dict.fromkeys(raw))
 
 
 class SyncRequestHandler:
     """``sync.request {"entities": [...], "keys"?: [...]}``: schedule a sync."""
 
-    def __init__(self, control: SyncControl, entities: Collection[str]) -> None:
+    def __init__(
+        self,
+        control: SyncControl,
+        entities: Collection[str],
+        record_entities: Collection[str] | None = None,
+    ) -> None:
         self.control = control
         self.entities = tuple(entities)
+        self.record_entities = None if record_entities is None else tuple(record_entities)
 
     def validate(self, payload: Mapping[str, Any]) -> None:
-        parse_keys(payload, parse_entities(payload, self.entities))
+        parse_keys(payload, parse_entities(payload, self.entities), self.record_entities)
 
     def handle(self, item: ReceivedItem) -> InboxResult:
         entities = parse_entities(item.payload, self.entities)
-        keys = parse_keys(item.payload, entities)
+        keys = parse_keys(item.payload, entities, self.record_entities)
+        since = time.monotonic()
         self.control.request_sync(entities, keys)
-        what = f"{len(keys)} record(s) of {entities[0]}" if keys else f"{len(entities)} entities"
-        return confirmed("sync_scheduled", f"sync of {what} scheduled")
+        records = self.record_entities is None or entities[0] in self.record_entities
+        if not keys or not records:
+            return confirmed("sync_scheduled", f"sync of {len(entities)} entities scheduled")
+        entity = entities[0]
+        done = self.control.await_records(entity, keys, since, RECORDS_WAIT_SECONDS)
+        if done is None:
+            return confirmed(
+                "sync_scheduled",
+                f"sync of {len(keys)} record(s) of {entity} scheduled; the PMS did not "
+                f"answer within {RECORDS_WAIT_SECONDS:.0f} s, they are pushed when it does",
+            )
+        found, missing = done
+        listed = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+        if not found:
+            return rejected(
+                "records_not_found", f"no {entity} record with the key(s) asked for: {listed}"
+            )
+        if missing:
+            return confirmed(
+                "records_partly_found",
+                f"pushed {len(found)} {entity} record(s); not in the PMS: {listed}",
+            )
+        return confirmed("records_pushed", f"pushed {len(found)} {entity} record(s) now")
 
 
 class ReconcileRequestHandler:
@@ -176,9 +234,17 @@ class ReconcileRequestHandler:
         )
 
 
-def control_handlers(control: SyncControl, entities: Collection[str]) -> dict[str, Handler]:
-    """Handlers for ``sync.request`` and ``reconcile.request`` (``entities``: the profile's)."""
+def control_handlers(
+    control: SyncControl,
+    entities: Collection[str],
+    record_entities: Collection[str] | None = None,
+) -> dict[str, Handler]:
+    """Handlers for ``sync.request`` and ``reconcile.request`` (``entities``: what a
+    request may name; ``record_entities``: those read from the PMS, default all)."""
     return {
-        SYNC_REQUEST: SyncRequestHandler(control, entities),
-        RECONCILE_REQUEST: ReconcileRequestHandler(control, entities),
+        SYNC_REQUEST: SyncRequestHandler(control, entities, record_entities),
+        # only what is read from the PMS can be reconciled (availability is computed)
+        RECONCILE_REQUEST: ReconcileRequestHandler(
+            control, entities if record_entities is None else record_entities
+        ),
     }
