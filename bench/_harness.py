@@ -276,7 +276,10 @@ class BridgeHome:
         try:
             db = sqlite3.connect(f"file:{self.state_db}?mode=ro", uri=True, timeout=30)
             with db:
-                outbox = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+                outbox = db.execute(
+                    "SELECT (SELECT COUNT(*) FROM outbox)"
+                    " + (SELECT COALESCE(SUM(changes), 0) FROM outbox_page)"
+                ).fetchone()[0]
                 cursors, initial, done, total = db.execute(
                     "SELECT COUNT(*), COALESCE(SUM(phase = 'initial'), 0),"
                     " COALESCE(SUM(rows_done), 0), COALESCE(SUM(rows_total), 0)"
@@ -483,8 +486,16 @@ ENGINE_STAGES: tuple[Rule, ...] = (
     _rule("odbc: streaming/paging", "odbc_stream.py"),
     _rule("odbc: other", "bridge/pms/odbc"),
     _rule("convert: canonical fields", "bridge/pms/convert.py"),
-    _rule("hash: canonical JSON + sha256", "sync/records.py", "content_hash"),
+    _rule("hash: canonical JSON + sha256", "sync/records.py", "content_hash hash_text"),
+    _rule("hash: canonical JSON + sha256", "sync/columns.py", "dumps"),
+    _rule("records: column conversion", "sync/columns.py"),
     _rule("records: row -> record", "sync/records.py"),
+    _rule(
+        "outbox stage: first-sync pages (JSON lines, gzip, row states)",
+        "outbox.py",
+        "stage_pages _put_page",
+    ),
+    _rule("outbox: backpressure (pages waiting)", "outbox.py", "wait_for_pages pages_waiting"),
     _rule("outbox stage: room check (SUM over outbox)", "outbox.py", "_check_room"),
     _rule("outbox stage: payload JSON", "outbox.py", "_put_many", "json/"),
     _rule("outbox stage: delete superseded + insert + upsert", "outbox.py", "_put_many"),
@@ -510,7 +521,7 @@ ENGINE_STAGES: tuple[Rule, ...] = (
 )
 
 CLOUD_STAGES: tuple[Rule, ...] = (
-    _rule("cloud: apply one change (mirror lookup + upsert)", "cloud/store.py", "_apply"),
+    _rule("cloud: mirror versions lookup", "cloud/store.py", "_versions"),
     _rule("cloud: change log JSON (data re-encoded)", "cloud/store.py", "_dump"),
     _rule("cloud: apply_batch (change log inserts)", "cloud/store.py", "apply_batch"),
     _rule("cloud: commit", "cloud/db.py"),

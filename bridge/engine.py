@@ -11,11 +11,16 @@ heartbeat, and supervises one loop per concern. Today's loops:
 * ``pms-sync`` reads every profile entity into the durable outbox (first
   sync, then deltas) and ``uplink`` pushes the outbox to the cloud
   (:mod:`bridge.sync.loops`);
+* ``availability`` publishes the diary's free slots per local day and
+  keeps them current from the deltas ``pms-sync`` observes
+  (:mod:`bridge.availability`); a sync of ``availability`` recomputes them;
 * ``reconcile`` proves on a schedule (and on request) that the cloud's copy
   equals the PMS and re-sends what differs (:mod:`bridge.sync.reconcile`);
 * ``inbox`` takes the cloud's requests (:mod:`bridge.inbox`) and
   ``cloud-heartbeat`` reports queue depths, per-entity lag and current
-  errors to the cloud (:mod:`bridge.cloud.heartbeat`).
+  errors to the cloud (:mod:`bridge.cloud.heartbeat`);
+* ``booking-report`` keeps the daily booking reports (the ``report``
+  entity) current in the outbox (:mod:`bridge.bookings.report`).
 
 The engine is the inbox's :class:`~bridge.inbox.SyncControl`: "sync now"
 and "reconcile now" reach the sync and reconcile loops through it. Each
@@ -46,12 +51,16 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bridge import __version__
+from bridge.availability import ENTITY as AVAILABILITY
+from bridge.availability import AvailabilityUpkeep
 from bridge.backoff import Backoff
 from bridge.bookings.exceptions import ExceptionDesk
 from bridge.bookings.pipeline import BookingPipeline, booking_handlers
+from bridge.bookings.report import BookingReportLoop
 from bridge.bookings.wiring import build_pipeline
 from bridge.cloud.heartbeat import HeartbeatLoop
 from bridge.config import Settings
+from bridge.control.events import RecordsSynced
 from bridge.control.host import ControlHost
 from bridge.errors import BridgeError
 from bridge.files import folder_loops
@@ -66,6 +75,7 @@ from bridge.state import StateStore
 from bridge.state.models import EngineRun
 from bridge.supervisor import LoopSpec, Supervisor
 from bridge.sync.loops import PmsSyncLoop, UplinkLoop
+from bridge.sync.on_demand import RecordsOutcome
 from bridge.sync.outbox import Outbox
 from bridge.sync.reconcile import ReconcileLoop
 
@@ -109,6 +119,7 @@ class Engine:
         self._run_id: int | None = None
         self._sync: PmsSyncLoop | None = None
         self._reconcile: ReconcileLoop | None = None
+        self._availability: AvailabilityUpkeep | None = None
 
     # -- SyncControl (the inbox's view of the engine) -------------------------
 
@@ -120,12 +131,33 @@ class Engine:
             self._forward_sync(entities, keys)
 
     def _forward_sync(self, entities: Sequence[str], keys: Sequence[str] = ()) -> None:
-        if self._sync is not None:
-            self._sync.request_sync(entities, keys)
+        read = [e for e in entities if e != AVAILABILITY]
+        if self._availability is not None and (AVAILABILITY in entities or not entities):
+            self._availability.request_full()  # keys (days) too: every day is recomputed
+        if self._sync is not None and (read or not entities):
+            self._sync.request_sync(read, keys)
 
     def request_reconcile(self, entities: Sequence[str]) -> None:
         if self._reconcile is not None:
             self._reconcile.request(entities)
+
+    def await_records(
+        self, entity: str, keys: Sequence[str], since: float, timeout: float
+    ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """Wait for records asked for by key (:mod:`bridge.sync.on_demand`)."""
+        if self._sync is None:
+            return None
+        return self._sync.records.wait(entity, keys, since, timeout)
+
+    def _records_synced(self, outcome: RecordsOutcome) -> None:
+        if self.control is not None:
+            self.control.events.emit(
+                RecordsSynced,
+                entity=outcome.entity,
+                pushed=outcome.pushed,
+                missing=outcome.missing,
+                related=outcome.related_count,
+            )
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set. Raises StateError if another engine runs."""
@@ -143,6 +175,7 @@ class Engine:
             wake_uplink,
             realtime_seconds=self.realtime_seconds,
         )
+        sync.records.on_settled = self._records_synced
         uplink = UplinkLoop(self.settings, self.store, self.secret_store, outbox, wake_uplink)
         engine = self.settings.engine
         reconcile = ReconcileLoop(
@@ -154,8 +187,18 @@ class Engine:
             wake_uplink,
             interval_seconds=engine.reconcile_interval_hours * 3600,
         )
+        availability = AvailabilityUpkeep(
+            self.settings,
+            self.store,
+            outbox,
+            wake_uplink,
+            lambda: connect_pms(self.settings, self.secret_store),
+        )
+        sync.observers.append(availability.changed)
         self._sync, self._reconcile = sync, reconcile
-        handlers = control_handlers(self, self.profile.entities)
+        self._availability = availability
+        entities = (*self.profile.entities, AVAILABILITY)  # what a sync may name
+        handlers = control_handlers(self, entities, record_entities=self.profile.entities)
         bookings = self._booking_pipeline()
         if bookings is not None:
             handlers.update(booking_handlers(bookings))
@@ -178,13 +221,16 @@ class Engine:
         control = self.control = ControlHost(
             store=self.store,
             secret_store=self.secret_store,
-            entities=tuple(self.profile.entities),
+            entities=entities,
             paths=self.paths,
             config_path=self.config_path,
             run_id=self._run_id,
             forward_sync=self._forward_sync,
             exception_desk=lambda: self.exception_desk,
+            timezone=self.settings.practice.zone,
+            record_entities=tuple(self.profile.entities),
         )
+        reports = BookingReportLoop(self.store, outbox, self.settings.practice.zone, wake_uplink)
         control.start(stop)
         supervisor = Supervisor(
             [
@@ -193,10 +239,12 @@ class Engine:
                         LoopSpec("heartbeat", self._heartbeat_loop),
                         LoopSpec("pms-watch", self._pms_watch_loop),
                         LoopSpec("pms-sync", sync),
+                        LoopSpec("availability", availability),
                         LoopSpec("uplink", uplink),
                         LoopSpec("reconcile", reconcile),
                         LoopSpec("inbox", inbox),
                         LoopSpec("cloud-heartbeat", cloud_heartbeat),
+                        LoopSpec("booking-report", reports),
                         *folder_loops(self.settings, self.store, self.secret_store),
                     ]
                 ),

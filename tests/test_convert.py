@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bridge.pms.convert import (
     ConversionError,
+    _local_iso,
     converter_for,
     localize,
     pattern_minutes,
@@ -102,3 +103,19 @@ def test_converter_for_binds_zone_and_enum() -> None:
     assert converter_for("enum", LA, {2: "complete"})(2) == "complete"
     with pytest.raises(ValueError, match="needs an enum table"):
         converter_for("enum", LA)
+
+
+@pytest.mark.parametrize(
+    "zone_name",
+    ["America/Los_Angeles", "Australia/Lord_Howe", "America/St_Johns", "Pacific/Chatham"],
+)
+def test_the_hourly_offset_shortcut_gives_what_localizing_gives(zone_name: str) -> None:
+    """Every wall time of two years, at the start, middle and end of each hour
+    (clock changes of one hour and of thirty minutes, at :00 and :45)."""
+    zone = ZoneInfo(zone_name)
+    wall = datetime(2026, 1, 1)
+    while wall < datetime(2028, 1, 1):
+        for minute, second in ((0, 0), (29, 59), (30, 0), (44, 59), (45, 0), (59, 59)):
+            value = wall.replace(minute=minute, second=second)
+            assert _local_iso(value, zone) == localize(value, zone).isoformat(), value
+        wall += timedelta(hours=1)

@@ -324,6 +324,29 @@ class CloudClient:
         ack: ChangeAck = self._parse(op, response, ChangeAck.from_json)
         return ack
 
+    def post_changes_body(self, batch_id: str, body: bytes) -> ChangeAck:
+        """POST /v1/changes with a finished, gzip-compressed batch body (a
+        first-sync page, :class:`bridge.sync.outbox.Page`); same answers and
+        errors as :meth:`post_changes`."""
+        op = "post changes"
+        try:
+            response = self._http.request(
+                "POST",
+                "/v1/changes",
+                content=body,
+                headers={
+                    "Idempotency-Key": batch_id,
+                    "Content-Type": "application/json",
+                    "Content-Encoding": "gzip",
+                },
+                timeout=self._timeouts(0.0),
+            )
+        except httpx.TransportError as exc:
+            raise self._transport_error(op, exc) from exc
+        self._raise_for_status(op, response)
+        ack: ChangeAck = self._parse(op, response, ChangeAck.from_json)
+        return ack
+
     def post_changes_splitting(
         self, batch: ChangeBatch, send: Callable[[ChangeBatch], ChangeAck] | None = None
     ) -> list[ChangeAck]:

@@ -7,7 +7,7 @@ JSON-ready value (str, int, float, bool or None):
 ``id``              key of the row itself, as a string
 ``ref``             a foreign key; Open Dental's ``0`` ("none") becomes null
 ``text``            trimmed text; empty becomes null
-``int`` ``float``   numbers
+``int`` ``float``   numbers (floats finite, below 1e15 in size; below 1e-4 is 0.0)
 ``bool``            0/1 flags
 ``enum``            a number mapped to a name through the profile's enum table
 ``date``            ``YYYY-MM-DD``; ``0001-01-01`` and zero dates become null
@@ -28,6 +28,7 @@ never the value itself (it may be personal data).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -51,6 +52,8 @@ ConversionName = Literal[
     "pattern_minutes",
 ]
 
+FLOAT_MAX = 1e15  # no amount in a practice comes near; JSON writers agree below it
+FLOAT_TINY = 1e-4  # smaller sizes are rounding noise (and would need exponent notation)
 ZERO_YEAR_CUTOFF = 1880  # Open Dental's "no date" is 0001-01-01; nothing real is older
 PATTERN_UNIT_MINUTES = 5
 
@@ -103,14 +106,21 @@ def to_int(value: object) -> Canonical:
 
 
 def to_float(value: object) -> Canonical:
+    """A finite number below ``FLOAT_MAX`` in size, written in plain notation
+    by every JSON encoder; sizes below ``FLOAT_TINY`` (floating-point noise in
+    money columns, under a hundredth of a cent) become 0.0."""
     if value is None:
         return None
     if isinstance(value, int | float | Decimal):
-        return float(value)
-    try:
-        return float(str(value).strip())
-    except ValueError as exc:
-        raise ConversionError("not a number") from exc
+        number = float(value)
+    else:
+        try:
+            number = float(str(value).strip())
+        except ValueError as exc:
+            raise ConversionError("not a number") from exc
+    if not math.isfinite(number) or abs(number) >= FLOAT_MAX:
+        raise ConversionError("number out of range")
+    return 0.0 if abs(number) < FLOAT_TINY else number
 
 
 def to_bool(value: object) -> Canonical:
@@ -177,11 +187,31 @@ def to_local_datetime(value: object, zone: ZoneInfo) -> Canonical:
     return _local_iso(wall, zone)
 
 
-@lru_cache(maxsize=65_536)
 def _local_iso(wall: datetime, zone: ZoneInfo) -> str:
-    # Diaries repeat the same slot times and stamps endlessly; localizing
-    # (two zone conversions) is the costliest step of reading a row.
+    # Localizing (two zone conversions) was the costliest step of reading a
+    # row; every wall time of an hour without a clock change has the same
+    # offset, so one localization per hour serves them all.
+    suffix = _hour_offset(wall.year, wall.month, wall.day, wall.hour, zone)
+    if suffix is not None:
+        return wall.isoformat() + suffix
     return localize(wall, zone).isoformat()
+
+
+@lru_cache(maxsize=65_536)
+def _hour_offset(year: int, month: int, day: int, hour_of_day: int, zone: ZoneInfo) -> str | None:
+    """The ``+HH:MM`` suffix shared by every wall time of that hour; None if
+    the hour holds (or borders) a clock change, a skipped or a repeated time."""
+    hour = datetime(year, month, day, hour_of_day)
+    last = hour + timedelta(minutes=59, seconds=59)
+    start, end = localize(hour, zone), localize(last, zone)
+    if start.replace(tzinfo=None) != hour or end.replace(tzinfo=None) != last:
+        return None  # part of the hour does not exist
+    offset = start.utcoffset()
+    if offset is None or end.utcoffset() != offset:
+        return None
+    if any(t.replace(tzinfo=zone, fold=1).utcoffset() != offset for t in (hour, last)):
+        return None  # part of the hour happens twice
+    return start.isoformat()[len(hour.isoformat()) :]
 
 
 def to_time(value: object) -> Canonical:

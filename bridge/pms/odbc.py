@@ -66,7 +66,7 @@ from bridge.pms.odbc_catalog import Catalog, ColumnInfo, WriteCapability, login_
 from bridge.pms.odbc_connstr import DriverFamily
 from bridge.pms.odbc_errors import connect_error, query_error
 from bridge.pms.odbc_session import RowDataError, Runner, Session, open_session
-from bridge.pms.odbc_stream import stream_rows
+from bridge.pms.odbc_stream import RowBatch, rows_of, stream_batches
 from bridge.pms.odbc_values import BadValue, Columns, Row
 from bridge.secrets import Secret
 
@@ -418,7 +418,35 @@ class PmsConnection:
         iteration starts; ``close()`` the generator to stop early.
         Contract: :mod:`bridge.pms.odbc_stream`.
         """
-        return stream_rows(
+        return rows_of(
+            self.stream_batches(
+                sql,
+                params,
+                table=table,
+                key_columns=key_columns,
+                entity=entity,
+                batch_size=batch_size,
+                page_size=page_size,
+                on_bad_value=on_bad_value,
+            )
+        )
+
+    def stream_batches(
+        self,
+        sql: str,
+        params: Sequence[object] = (),
+        *,
+        table: str,
+        key_columns: Sequence[str],
+        entity: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        page_size: int | None = DEFAULT_PAGE_SIZE,
+        on_bad_value: Callable[[BadValueError], None] | None = None,
+    ) -> Generator[RowBatch, None, None]:
+        """:meth:`stream`, a ``fetchmany`` batch at a time: the values as the
+        driver returned them, sharing one column description (for reads of
+        millions of rows, where a :class:`Row` object per row is measurable)."""
+        return stream_batches(
             self._runner,
             sql,
             params,

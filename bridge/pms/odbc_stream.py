@@ -1,6 +1,8 @@
 """Streaming reads: key-ordered pages, ``fetchmany`` batches, bad values isolated.
 
-:func:`stream_rows` reads the rows of one query, in two modes:
+:func:`stream_batches` reads the rows of one query, in two modes, as
+:class:`RowBatch` es (a ``fetchmany`` batch each; :func:`rows_of` gives
+them one :class:`Row` at a time):
 
 Paged (``page_size`` set, the default): bounded memory
     The query is wrapped as a derived table and read one page at a time in
@@ -148,7 +150,7 @@ class _Reporter:
 
 
 class _Reader:
-    """State of one :func:`stream_rows` call."""
+    """State of one :func:`stream_batches` call."""
 
     def __init__(
         self,
@@ -206,7 +208,7 @@ class _Reader:
 
     # -- paged mode --------------------------------------------------------
 
-    def paged(self, page_size: int) -> Generator[Row, None, None]:
+    def paged(self, page_size: int) -> Generator[RowBatch, None, None]:
         after: tuple[Any, ...] | None = None
         careful = False
         while True:
@@ -229,8 +231,7 @@ class _Reader:
                         break
                     if self.runner.bad_values.count != seen:
                         self.clean(batch, columns, positions)
-                    for values in batch:
-                        yield Row(columns, values)
+                    yield RowBatch(columns, batch)
                     got += len(batch)
                     after = self.key_of(batch[-1], positions)
             finally:
@@ -244,7 +245,7 @@ class _Reader:
 
     def recover(
         self, after: tuple[Any, ...] | None, limit: int
-    ) -> Generator[Row, None, tuple[tuple[Any, ...] | None, int]]:
+    ) -> Generator[RowBatch, None, tuple[tuple[Any, ...] | None, int]]:
         """Re-read up to ``limit`` rows after ``after`` one by one, isolating bad rows.
 
         Returns the last key read and how many rows were read.
@@ -268,7 +269,7 @@ class _Reader:
                         return after, read
                     if self.runner.bad_values.count != seen:
                         self.clean([values], columns, positions)
-                    yield Row(columns, values)
+                    yield RowBatch(columns, [values])
                     after = self.key_of(values, positions)
                     read += 1
             finally:
@@ -278,7 +279,7 @@ class _Reader:
             key = self.next_key(after)
             if key is None:
                 return after, read
-            yield Row(columns, self.probe_row(columns, key, problem))
+            yield RowBatch(columns, [self.probe_row(columns, key, problem)])
             after = key
             read += 1
         return after, read
@@ -326,7 +327,7 @@ class _Reader:
 
     # -- single-statement mode ----------------------------------------------
 
-    def single(self) -> Generator[Row, None, None]:
+    def single(self) -> Generator[RowBatch, None, None]:
         self.runner.set_careful(True)
         cursor = self.execute(self.query.sql, self.query.params)
         try:
@@ -368,14 +369,22 @@ class _Reader:
                     return
                 if self.runner.bad_values.count != seen:
                     self.clean(batch, columns, positions)
-                for values in batch:
-                    yield Row(columns, values)
+                yield RowBatch(columns, batch)
                 after = self.shown(self.key_of(batch[-1], positions))
         finally:
             cursor.close()
 
 
-def stream_rows(
+@dataclass(frozen=True)
+class RowBatch:
+    """Rows as the driver returned them, in key order: value sequences
+    sharing one :class:`Columns` (no per-row objects)."""
+
+    columns: Columns
+    rows: Sequence[Sequence[Any]]
+
+
+def stream_batches(
     runner: Runner,
     sql: str,
     params: Sequence[object],
@@ -386,8 +395,8 @@ def stream_rows(
     batch_size: int,
     page_size: int | None,
     on_bad_value: BadValueHandler | None,
-) -> Generator[Row, None, None]:
-    """Rows of ``sql`` (see the module docstring for the contract)."""
+) -> Generator[RowBatch, None, None]:
+    """Batches of the rows of ``sql`` (see the module docstring for the contract)."""
     if not key_columns:
         raise ValueError("stream() needs at least one key column")
     if batch_size < 1 or (page_size is not None and page_size < 1):
@@ -402,6 +411,15 @@ def stream_rows(
         batch_size=batch_size,
         reporter=_Reporter(table, on_bad_value),
     )
-    if page_size is None:
-        return reader.single()
-    return reader.paged(page_size)
+    return reader.single() if page_size is None else reader.paged(page_size)
+
+
+def rows_of(batches: Generator[RowBatch, None, None]) -> Generator[Row, None, None]:
+    """The rows of :func:`stream_batches`, one at a time."""
+    try:
+        for batch in batches:
+            columns = batch.columns
+            for values in batch.rows:
+                yield Row(columns, values)
+    finally:
+        batches.close()

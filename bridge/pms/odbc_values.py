@@ -263,6 +263,16 @@ class Row(Mapping[str, Any]):
     def columns(self) -> tuple[str, ...]:
         return self._columns.names
 
+    @property
+    def raw_values(self) -> Sequence[Any]:
+        """The values in column order (the row's own sequence, not a copy)."""
+        return self._values
+
+    @property
+    def layout(self) -> Columns:
+        """The columns this row shares with the rest of its result."""
+        return self._columns
+
     def as_tuple(self) -> tuple[Any, ...]:
         return tuple(self._values)
 

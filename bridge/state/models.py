@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Dialect, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -155,6 +165,32 @@ class OutboxChange(Base):
     batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # 0 live (deltas), 1 bulk (first sync, reconciliation): live goes first.
     lane: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class OutboxPage(Base):
+    """A page of first-sync changes, stored as the request body that sends it.
+
+    During a first sync the detector stores each page of records as one row
+    (the whole ``POST /v1/changes`` body, gzip-compressed) in the same
+    transaction that advances its cursor, instead of one outbox row per
+    record. The body is built once and never changes, so a re-sent page
+    keeps its idempotency key and its content. Acknowledged pages are
+    deleted; a page the cloud refuses as too large is turned back into
+    ordinary outbox rows (:meth:`bridge.sync.outbox.Outbox.explode`).
+    """
+
+    __tablename__ = "outbox_page"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    entity: Mapped[str] = mapped_column(String(60), nullable=False)
+    first_key: Mapped[str] = mapped_column(String(100), nullable=False)
+    last_key: Mapped[str] = mapped_column(String(100), nullable=False)
+    changes: Mapped[int] = mapped_column(Integer, nullable=False)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)  # uncompressed body bytes
+    body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # gzip
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
 
 
 class ReconcileRun(Base):

@@ -7,7 +7,9 @@ where the last commit left off.
 
 * **First sync** (``phase = initial``): a keyed scan ``WHERE key > last_key``
   in key order (integer keys, as every Open Dental table has),
-  ``chunk_rows`` records per transaction, children embedded; progress (rows
+  ``chunk_rows`` records per transaction, children embedded, staged as
+  first-sync pages (:meth:`~bridge.sync.outbox.Outbox.stage_pages`); the
+  scan waits while the cloud is several pages behind. Progress (rows
   done, total) is kept in the cursor for ``bridge status``. Before the scan
   each probe records where it starts (the stamp's maximum, the PMS clock,
   the largest key), so every row edited *during* the scan is caught by the
@@ -59,7 +61,7 @@ from bridge.pms.odbc import PmsConnection
 from bridge.pms.source import PmsClock
 from bridge.state import StateStore
 from bridge.state.models import RowState, SyncCursor
-from bridge.sync.outbox import BULK, Outbox
+from bridge.sync.outbox import Outbox
 from bridge.sync.probes import Clock, KeyRangeProbe, PollContext, Probe, StampProbe, State
 from bridge.sync.records import Record, RecordReader
 
@@ -216,6 +218,7 @@ class EntitySync:
         overlap: timedelta = DEFAULT_OVERLAP,
         sweep_rows: int = DEFAULT_SWEEP_ROWS,
         save_seconds: float | None = SAVE_SECONDS,
+        pages_ahead: int | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -228,6 +231,8 @@ class EntitySync:
         self.overlap = overlap
         self.sweep_rows = sweep_rows
         self.save_seconds = save_seconds
+        # first-sync pages stored ahead of the cloud before the scan waits (None: never)
+        self.pages_ahead = pages_ahead
         self._clock = clock
         self._monotonic = monotonic
         self.probes = probes_for(reader, overlap)
@@ -370,6 +375,8 @@ class EntitySync:
         return cursor
 
     def _initial_chunk(self, conn: PmsConnection, cursor: _Cursor) -> StepResult:
+        if self.pages_ahead is not None and not self.outbox.wait_for_pages(self.pages_ahead):
+            return StepResult("initial", 0, 0, False)  # the cloud is behind: read later
         key_column = self.spec.key[0]
         condition: str | None = None
         params: tuple[object, ...] = ()
@@ -385,7 +392,7 @@ class EntitySync:
         staged: list[int] = []
 
         def stage(session: Session) -> None:
-            staged.append(self.outbox.stage(session, records, lane=BULK).staged)
+            staged.append(self.outbox.stage_pages(session, records).staged)
 
         self._commit(
             replace(

@@ -13,6 +13,10 @@ never dropped: the loop reports it and retries later, so it stays visible.
 Both record a component health row (``sync``, ``cloud``) for status. Each
 runs in its own supervised thread.
 
+After every delta step the sync loop tells its :attr:`PmsSyncLoop.observers`
+what the step saw (:mod:`bridge.sync.observers`: the records read by key and
+the keys that are gone); published availability is kept current that way.
+
 An idle pass of the sync loop (nothing changed in the PMS) is meant to cost
 little: one lazy PMS clock per pass shared by every entity
 (:class:`~bridge.pms.source.PmsClock`), the probes' cheapest questions
@@ -51,9 +55,10 @@ from bridge.pms.source import PmsClock, connect_pms
 from bridge.secrets import SecretStore
 from bridge.state import StateStore
 from bridge.sync.detector import SAVE_SECONDS, EntitySync, StepResult, save_bookkeeping
-from bridge.sync.outbox import Batch, Outbox, OutboxFullError
+from bridge.sync.observers import ChangeObserver, EntityChanges, KeyTrackingReader
+from bridge.sync.on_demand import RecordRequests, push_records
+from bridge.sync.outbox import PAGES_AHEAD, Batch, Outbox, OutboxFullError, Page
 from bridge.sync.probes import Probe, StampProbe
-from bridge.sync.records import RecordReader
 
 log = logging.getLogger(__name__)
 # httpx logs every request at INFO; the uplink reports what matters itself.
@@ -76,7 +81,8 @@ class PmsSyncLoop:
     """Steps every entity's detector when due, on one ODBC connection.
 
     Also the engine's "sync now": :meth:`request_sync` makes entities due at
-    once and queues keys to re-read (repeated requests merge).
+    once; named keys go to :attr:`records` and are pushed at the start of the
+    next pass even if unchanged (:mod:`bridge.sync.on_demand`).
     """
 
     def __init__(
@@ -108,14 +114,18 @@ class PmsSyncLoop:
         self._monotonic = monotonic
         self.syncs = {
             name: EntitySync(
-                RecordReader(profile, name, zone),
+                KeyTrackingReader(profile, name, zone),
                 outbox,
                 store,
                 save_seconds=None,  # the loop saves every entity's bookkeeping at once
+                pages_ahead=PAGES_AHEAD,  # the uplink drains them; stay a few pages ahead
                 monotonic=monotonic,
             )
             for name in profile.entities
         }
+        self.records = RecordRequests()
+        # Told what every delta step saw, on this loop's thread (bridge.sync.observers).
+        self.observers: list[ChangeObserver] = []
         # The sweep budget is shared equally by every sweeping probe.
         sweeps = sum(1 for sync in self.syncs.values() for p in sync.probes if _sweeps(p))
         share = engine.sweep_rows_per_minute / max(sweeps, 1)
@@ -138,7 +148,7 @@ class PmsSyncLoop:
         self._next_save = monotonic() + SAVE_SECONDS
 
     def request_sync(self, entities: Sequence[str] = (), keys: Sequence[str] = ()) -> None:
-        """Sync ``entities`` (all when empty) now; re-read ``keys`` of them.
+        """Sync ``entities`` (all when empty) now; push ``keys`` of them even if unchanged.
 
         The next step of each is saved at once, even if it found nothing:
         "sync now" is seen to finish when the cursors' ``last_success_at``
@@ -149,7 +159,7 @@ class PmsSyncLoop:
             self._asked.update(names)
         for name in names:
             if keys:
-                self.syncs[name].hint(keys)
+                self.records.ask(name, keys)
             self._due[name] = 0.0
         self._requested.set()
 
@@ -208,6 +218,8 @@ class PmsSyncLoop:
         clock = clock or PmsClock(conn)
         busy = False
         asked: list[EntitySync] = []
+        if self.records.pending() and not self._push_records(conn, stop):
+            return False
         for name, sync in self.syncs.items():
             if (stop is not None and stop.is_set()) or self._monotonic() < due[name]:
                 continue
@@ -230,6 +242,7 @@ class PmsSyncLoop:
             if result.staged:
                 self.wake_uplink.set()
             self._hint_related(name, result)
+            self._tell_observers(name, result)
             if result.done:
                 due[name] = self._monotonic() + self.cadence[name]
             else:
@@ -246,6 +259,52 @@ class PmsSyncLoop:
             self._report()
             self._next_report = self._monotonic() + REPORT_SECONDS
         return busy
+
+    def _push_records(self, conn: PmsConnection, stop: threading.Event | None) -> bool:
+        """Push the records asked for by key; False when the outbox is full."""
+        taken_at, wanted = self.records.take()
+        readers = {name: sync.reader for name, sync in self.syncs.items()}
+        for entity, keys in wanted.items():
+            try:
+                outcome = push_records(conn, readers, self.outbox, self.store, entity, keys)
+            except OutboxFullError as exc:
+                for name, left in wanted.items():
+                    self.records.give_back(name, left)
+                record_health(self.store, Health.from_error("sync", exc))
+                self.wake_uplink.set()
+                if stop is not None:
+                    stop.wait(5.0)
+                return False
+            except BaseException:
+                for name, left in wanted.items():
+                    self.records.give_back(name, left)
+                raise
+            wanted = {name: left for name, left in wanted.items() if name != entity}
+            self.wake_uplink.set()
+            log.info(
+                "records pushed on request",
+                extra={
+                    "entity": entity,
+                    "pushed": len(outcome.pushed),
+                    "missing": len(outcome.missing),
+                    "related": outcome.related_count,
+                },
+            )
+            self.records.settle(outcome, taken_at)
+        return True
+
+    def _tell_observers(self, name: str, result: StepResult) -> None:
+        """Hand a delta step's findings to every observer (:mod:`bridge.sync.observers`)."""
+        reader = self.syncs[name].reader
+        gone = reader.take_missing() if isinstance(reader, KeyTrackingReader) else ()
+        if result.phase != "delta" or not self.observers:
+            return
+        changes = EntityChanges(name, result.changed, gone, result.staged)
+        for observer in self.observers:
+            try:
+                observer(changes)
+            except Exception:  # an observer's bug must not stop the read path
+                log.exception("a sync observer failed", extra={"entity": name})
 
     def _ask_again(self, syncs: list[EntitySync]) -> None:
         """A pass ended early: the asked-for entities still owe an immediate save."""
@@ -362,17 +421,21 @@ class UplinkLoop:
                     return
                 except CloudError as exc:
                     record_health(self.store, Health.from_error("cloud", exc))
+                    changes = batch.count if isinstance(batch, Page) else len(batch.changes)
                     log.warning(
                         "cloud refused a batch; will retry",
-                        extra={"kind": exc.kind.value, "changes": len(batch.changes)},
+                        extra={"kind": exc.kind.value, "changes": changes},
                     )
                     stop.wait(REFUSED_RETRY_SECONDS if not exc.retryable else 30.0)
 
-    def _deliver(self, client: CloudClient, batch: Batch, stop: threading.Event) -> None:
+    def _deliver(self, client: CloudClient, batch: Batch | Page, stop: threading.Event) -> None:
         def sleep(seconds: float) -> None:
             if stop.wait(seconds):
                 raise _Stopped
 
+        if isinstance(batch, Page):
+            self._deliver_page(client, batch, sleep)
+            return
         wire = ChangeBatch(
             agent_id=self.settings.cloud.agent_id,
             batch_id=batch.batch_id,
@@ -397,6 +460,29 @@ class UplinkLoop:
         crashpoint("uplink.sent")
         self.outbox.acknowledge(batch.batch_id)
         crashpoint("uplink.acknowledged")
+        self._report_health(ack.accepted)
+
+    def _deliver_page(
+        self, client: CloudClient, page: Page, sleep: Callable[[float], None]
+    ) -> None:
+        try:
+            ack = send_with_retry(
+                lambda: client.post_changes_body(page.batch_id, page.body),
+                backoff=Backoff(base=1.0, cap=60.0),
+                sleep=sleep,
+                max_elapsed=300.0,
+            )
+        except BatchTooLargeError:
+            if page.count < 2:
+                raise
+            self.outbox.explode(page)  # its changes batch and split as ordinary rows
+            return
+        crashpoint("uplink.sent")
+        self.outbox.acknowledge(page.batch_id)
+        crashpoint("uplink.acknowledged")
+        self._report_health(ack.accepted)
+
+    def _report_health(self, last_batch_changes: int) -> None:
         if time.monotonic() < self._next_health:
             return  # counting a large backlog after every batch costs more than the batch
         self._next_health = time.monotonic() + REPORT_SECONDS
@@ -411,7 +497,7 @@ class UplinkLoop:
                 details={
                     "queue_changes": depth,
                     "queue_bytes": size,
-                    "last_batch_changes": ack.accepted,
+                    "last_batch_changes": last_batch_changes,
                 },
             ),
         )

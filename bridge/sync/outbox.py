@@ -20,10 +20,25 @@ Contracts:
 * **Never a silent drop.** Past ``max_bytes`` of pending changes, staging
   raises :class:`OutboxFullError` and writes nothing: the caller keeps its
   watermark and reports the alert; reading resumes once the cloud drains it.
+* **First-sync pages.** :meth:`Outbox.stage_pages` stores a first sync's
+  records as pages (``outbox_page``): each page is one finished, gzipped
+  ``POST /v1/changes`` body of up to ``page_changes`` records, built once
+  in the detector's transaction (so a re-sent page is byte-for-byte the
+  same, and keeps its batch id). One row and one compression per page
+  instead of an ORM row, a JSON decode and a re-encode per record. Keys
+  that already have a row state (a repeated first sync) go through
+  :meth:`stage` instead, so unchanged rows are still dropped and versions
+  still increase per key. Pages are sent after every live change and
+  before the bulk rows; a live change to a key whose first-sync version
+  still waits in a page goes to the bulk lane, so the cloud never gets a
+  key's versions out of order; :meth:`wait_for_pages` lets the reader stay at most
+  a few pages ahead of the cloud (backpressure), which keeps the outbox
+  small and every statement on it cheap.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import threading
@@ -38,7 +53,7 @@ from sqlalchemy.orm import Session
 
 from bridge.errors import StateError
 from bridge.state import StateStore
-from bridge.state.models import OutboxChange, RowState
+from bridge.state.models import OutboxChange, OutboxPage, RowState
 from bridge.sync.records import Record
 
 VERSION_DIGITS = 16
@@ -47,6 +62,19 @@ BULK = 1  # first-sync and reconciliation rows: sent when nothing live waits
 ROOM_RECHECK_SECONDS = 30.0
 DEFAULT_MAX_BYTES = 512 * 1024**2
 _IN_CHUNK = 500  # keys per IN (...) list, well under SQLite's variable limit
+PAGE_CHANGES = 1_000  # records per first-sync page: the Cloud API's documented batch limit
+PAGE_BYTES = 4 * 1024**2  # uncompressed body bytes per page, half the cloud's body limit
+PAGES_AHEAD = 6  # pages a first sync may store ahead of the cloud's acknowledgements
+PAGE_GZIP_LEVEL = 1  # pages are large and JSON compresses well even at level 1
+
+
+# Plain DB-API executemany: SQLAlchemy's per-row parameter processing cost
+# more than the insert itself for a first sync's millions of row states.
+_UPSERT_STATES = (
+    "INSERT INTO row_state (entity, key, hash, version, deleted) VALUES (?, ?, ?, ?, 0)"
+    " ON CONFLICT (entity, key) DO UPDATE SET hash = excluded.hash,"
+    " version = excluded.version, deleted = excluded.deleted"
+)
 
 
 class OutboxFullError(StateError):
@@ -90,6 +118,41 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Page:
+    """A stored first-sync page: the finished, gzip-compressed request body.
+
+    The uplink sends ``body`` as it is; :attr:`changes` decodes it (tools,
+    tests, and :meth:`Outbox.explode`)."""
+
+    page_id: int
+    batch_id: str
+    entity: str
+    count: int
+    size: int  # uncompressed body bytes
+    body: bytes
+
+    @property
+    def changes(self) -> tuple[PendingChange, ...]:
+        decoded = json.loads(gzip.decompress(self.body))
+        return tuple(
+            PendingChange(
+                self.page_id,
+                c["entity"],
+                c["key"],
+                c["op"],
+                c["version"],
+                datetime.fromisoformat(c["observed_at"]),
+                c["data"],
+            )
+            for c in decoded["changes"]
+        )
+
+    @property
+    def seqs(self) -> tuple[int, ...]:
+        return (self.page_id,)
+
+
+@dataclass(frozen=True)
 class StageResult:
     staged: int
     unchanged: int
@@ -116,6 +179,7 @@ class Outbox:
         self._room_lock = threading.Lock()
         self._used: int | None = None
         self._used_checked = 0.0
+        self._acked = threading.Condition()
 
     # -- staging (inside the caller's transaction) ---------------------------
 
@@ -162,6 +226,111 @@ class Outbox:
         self._put_many(session, entity, gone, states, LIVE)
         return len(gone)
 
+    def stage_pages(
+        self,
+        session: Session,
+        records: Sequence[Record],
+        *,
+        page_changes: int = PAGE_CHANGES,
+        page_bytes: int = PAGE_BYTES,
+    ) -> StageResult:
+        """Stage first-sync records (one entity, unique keys) as pages; see
+        the module doc. Keys with a row state are staged by :meth:`stage`."""
+        if not records:
+            return StageResult(0, 0)
+        self._check_room(session)
+        entity = records[0].entity
+        states = self._states(session, entity, [r.key for r in records])
+        known = [r for r in records if r.key in states]
+        fresh = [r for r in records if r.key not in states]
+        result = self.stage(session, known, lane=BULK) if known else StageResult(0, 0)
+        if not fresh:
+            return result
+        now = self._clock()
+        version = self._next_version(now, None)
+        head = '{"entity":' + json.dumps(entity) + ',"op":"upsert","key":'
+        tail = ',"version":"' + version + '","observed_at":"' + now.isoformat() + '","data":'
+        page: list[str] = []
+        first = fresh[0].key
+        size = 0
+        for index, record in enumerate(fresh):
+            line = head + json.dumps(record.key) + tail + record.canonical_text() + "}"
+            if page and (len(page) >= page_changes or size + len(line) > page_bytes):
+                self._put_page(session, entity, first, fresh[index - 1].key, page, version, now)
+                page, size, first = [], 0, record.key
+            page.append(line)
+            size += len(line) + 1
+        self._put_page(session, entity, first, fresh[-1].key, page, version, now)
+        session.connection().exec_driver_sql(
+            _UPSERT_STATES, [(entity, r.key, r.hash, version) for r in fresh]
+        )
+        return StageResult(result.staged + len(fresh), result.unchanged)
+
+    def _put_page(
+        self,
+        session: Session,
+        entity: str,
+        first_key: str,
+        last_key: str,
+        lines: list[str],
+        version: str,
+        now: datetime,
+    ) -> None:
+        batch_id = hashlib.sha256(
+            f"{self.agent_id}:page:{entity}:{first_key}:{last_key}:{version}".encode()
+        ).hexdigest()[:32]
+        page_id = session.execute(
+            insert(OutboxPage)
+            .values(
+                batch_id=batch_id,
+                entity=entity,
+                first_key=first_key,
+                last_key=last_key,
+                changes=len(lines),
+                size=0,
+                body=b"",
+                created_at=now,
+            )
+            .returning(OutboxPage.id)
+        ).scalar_one()
+        text = (
+            '{"agent_id":'
+            + json.dumps(self.agent_id)
+            + ',"batch_id":"'
+            + batch_id
+            + '","seq":'
+            + str(page_id)
+            + ',"changes":['
+            + ",".join(lines)
+            + "]}"
+        )
+        raw = text.encode("utf-8")
+        session.execute(
+            update(OutboxPage)
+            .where(OutboxPage.id == page_id)
+            .values(size=len(raw), body=gzip.compress(raw, PAGE_GZIP_LEVEL, mtime=0))
+        )
+        with self._room_lock:
+            if self._used is not None:
+                self._used += len(raw)
+
+    def wait_for_pages(self, limit: int = PAGES_AHEAD, timeout: float = 0.5) -> bool:
+        """Block until fewer than ``limit`` pages wait for the cloud, at most
+        ``timeout`` seconds; True if there is room now."""
+        deadline = time.monotonic() + timeout
+        with self._acked:
+            while True:
+                if self.pages_waiting() < limit:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._acked.wait(left)
+
+    def pages_waiting(self) -> int:
+        with self.store.read() as session:
+            return int(session.scalar(select(func.count()).select_from(OutboxPage)) or 0)
+
     def _check_room(self, session: Session) -> None:
         # Summing the outbox on every call would scan a large first-sync
         # backlog each time; the figure is re-read every ROOM_RECHECK_SECONDS
@@ -171,7 +340,7 @@ class Outbox:
             if self._used is None or now - self._used_checked > ROOM_RECHECK_SECONDS:
                 self._used = int(
                     session.scalar(select(func.coalesce(func.sum(OutboxChange.size), 0))) or 0
-                )
+                ) + int(session.scalar(select(func.coalesce(func.sum(OutboxPage.size), 0))) or 0)
                 self._used_checked = now
             used = self._used
         if used >= self.max_bytes:
@@ -213,6 +382,7 @@ class Outbox:
                     OutboxChange.batch_id.is_(None),
                 )
             )
+        behind_pages = self._in_pending_pages(session, entity, keys) if lane == LIVE else set()
         outbox_rows: list[dict[str, object]] = []
         state_rows = []
         added = 0
@@ -231,7 +401,8 @@ class Outbox:
                     "observed_at": now,
                     "payload": payload,
                     "size": size,
-                    "lane": lane,
+                    # after the page that holds the key's older version (per-key order)
+                    "lane": BULK if key in behind_pages else lane,
                 }
             )
             state_rows.append(
@@ -261,6 +432,30 @@ class Outbox:
         )
 
     @staticmethod
+    def _in_pending_pages(session: Session, entity: str, keys: Sequence[str]) -> set[str]:
+        """The keys whose first-sync version waits in a page not yet acknowledged.
+
+        A newer change to such a key must reach the cloud after that page, so
+        it waits in the bulk lane (sent after pages), not in the live lane
+        (sent before them). Pages hold ascending key ranges; only the few
+        pages of a running first sync exist at any time.
+        """
+        ranges = [
+            (int(first), int(last))
+            for first, last in session.execute(
+                select(OutboxPage.first_key, OutboxPage.last_key).where(OutboxPage.entity == entity)
+            )
+            if first.isdigit() and last.isdigit()
+        ]
+        if not ranges:
+            return set()
+        return {
+            key
+            for key in keys
+            if key.isdigit() and any(low <= int(key) <= high for low, high in ranges)
+        }
+
+    @staticmethod
     def _next_version(now: datetime, previous: str | None) -> str:
         millis = int(now.timestamp() * 1000)
         if previous is not None and previous.isdigit():
@@ -269,7 +464,14 @@ class Outbox:
 
     # -- batching (the uplink's side) ----------------------------------------
 
-    def next_batch(self, max_changes: int = 500, max_bytes: int = 1024**2) -> Batch | None:
+    def next_batch(self, max_changes: int = 500, max_bytes: int = 1024**2) -> Batch | Page | None:
+        """The next thing to send: a formed but unacknowledged batch, else a
+        batch of live changes, else the oldest first-sync page, else a batch
+        of bulk changes."""
+        with self.store.read() as session:  # a page needs no write transaction to be sent
+            page = self._page_if_next(session)
+        if page is not None:
+            return page
         with self.store.write() as session:
             # by the batch_id index: formed batches are few, the backlog is not
             pending_id = session.scalar(
@@ -283,6 +485,8 @@ class Outbox:
                 return self._load(session, pending_id)
             rows: Sequence[OutboxChange] = ()
             for lane in (LIVE, BULK):
+                if lane == BULK and (page := self._oldest_page(session)) is not None:
+                    return page
                 rows = session.scalars(
                     select(OutboxChange)
                     .where(OutboxChange.lane == lane, OutboxChange.batch_id.is_(None))
@@ -306,6 +510,56 @@ class Outbox:
             session.flush()
             return self._load(session, batch_id)
 
+    @classmethod
+    def _page_if_next(cls, session: Session) -> Page | None:
+        """The oldest page, if nothing else would go first (no formed batch,
+        no live change)."""
+        if session.scalar(
+            select(OutboxChange.seq).where(OutboxChange.batch_id.is_not(None)).limit(1)
+        ):
+            return None
+        live = select(OutboxChange.seq).where(
+            OutboxChange.lane == LIVE, OutboxChange.batch_id.is_(None)
+        )
+        if session.scalar(live.limit(1)) is not None:
+            return None
+        return cls._oldest_page(session)
+
+    @staticmethod
+    def _oldest_page(session: Session) -> Page | None:
+        row = session.scalars(select(OutboxPage).order_by(OutboxPage.id).limit(1)).first()
+        if row is None:
+            return None
+        return Page(row.id, row.batch_id, row.entity, row.changes, row.size, row.body)
+
+    def explode(self, page: Page) -> int:
+        """Turn a page the cloud refused as too large back into ordinary bulk
+        rows (same keys, versions and data), which batch and split as usual."""
+        rows: list[dict[str, object]] = []
+        for change in page.changes:
+            payload = json.dumps(change.data, sort_keys=True, ensure_ascii=False)
+            rows.append(
+                {
+                    "entity": change.entity,
+                    "key": change.key,
+                    "op": change.op,
+                    "version": change.version,
+                    "observed_at": change.observed_at,
+                    "payload": payload,
+                    "size": len(payload.encode()) + len(change.key) + 64,
+                    "lane": BULK,
+                }
+            )
+        with self.store.write() as session:
+            session.execute(delete(OutboxPage).where(OutboxPage.id == page.page_id))
+            if rows:
+                session.execute(insert(OutboxChange), rows)
+        with self._room_lock:
+            self._used = None  # recount on the next staging
+        with self._acked:
+            self._acked.notify_all()
+        return len(rows)
+
     def split(self, batch: Batch) -> tuple[Batch, Batch]:
         """Split a batch the cloud refused as too large (413) into halves."""
         if len(batch.changes) < 2:
@@ -324,6 +578,7 @@ class Outbox:
             return self._load(session, ids[0]), self._load(session, ids[1])
 
     def acknowledge(self, batch_id: str) -> int:
+        """Forget an acknowledged batch or page; returns how many changes it held."""
         with self.store.write() as session:
             size = session.scalar(
                 select(func.coalesce(func.sum(OutboxChange.size), 0)).where(
@@ -331,10 +586,24 @@ class Outbox:
                 )
             )
             result = session.execute(delete(OutboxChange).where(OutboxChange.batch_id == batch_id))
+            count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            page = None
+            if not count:
+                page = session.execute(
+                    select(OutboxPage.changes, OutboxPage.size).where(
+                        OutboxPage.batch_id == batch_id
+                    )
+                ).first()
+                if page is not None:
+                    session.execute(delete(OutboxPage).where(OutboxPage.batch_id == batch_id))
+                    count, size = page.changes, page.size
         with self._room_lock:
             if self._used is not None:
                 self._used = max(0, self._used - int(size or 0))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if page is not None:
+            with self._acked:
+                self._acked.notify_all()
+        return count
 
     def depth(self) -> tuple[int, int]:
         """(changes, bytes) waiting for the cloud."""
@@ -342,7 +611,13 @@ class Outbox:
             count, size = session.execute(
                 select(func.count(), func.coalesce(func.sum(OutboxChange.size), 0))
             ).one()
-        return int(count), int(size)
+            in_pages, page_size = session.execute(
+                select(
+                    func.coalesce(func.sum(OutboxPage.changes), 0),
+                    func.coalesce(func.sum(OutboxPage.size), 0),
+                )
+            ).one()
+        return int(count) + int(in_pages), int(size) + int(page_size)
 
     @staticmethod
     def _load(session: Session, batch_id: str) -> Batch:

@@ -28,23 +28,25 @@ cloud side for reconciliation.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from zoneinfo import ZoneInfo
 
 from bridge.errors import BadValueError
-from bridge.pms.convert import Canonical, ConversionError, Converter, converter_for
+from bridge.pms.convert import Canonical
 from bridge.pms.odbc import PmsConnection, Row
-from bridge.pms.profile import ChildSpec, EntitySpec, FieldSpec, Profile
+from bridge.pms.odbc_stream import RowBatch
+from bridge.pms.odbc_values import Columns
+from bridge.pms.profile import ChildSpec, EntitySpec, Profile
+from bridge.sync.columns import FieldPlan, dumps, dumps_canonical
 
 log = logging.getLogger(__name__)
 
 IN_LIST_SIZE = 500  # keys per IN (...): well under every driver's parameter limit
 CHILD_PAGE = 2_000  # parents per page when children are embedded
+CHILD_ROWS_PAGE = 20_000  # child rows per statement (IN_LIST_SIZE parents have far fewer)
 
 BadValueSink = Callable[[BadValueError], None]
 ChildData = dict[str, Canonical]
@@ -58,25 +60,24 @@ class Record:
     data: Mapping[str, Value]
     stamp: object
     hash: str
+    text: str | None = None  # the canonical JSON the hash covers (None: not kept)
+
+    def canonical_text(self) -> str:
+        """The record's data as canonical JSON (what :func:`content_hash` hashes)."""
+        return self.text if self.text is not None else canonical_json(self.data)
 
 
-def content_hash(data: Mapping[str, object]) -> str:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def canonical_json(data: Mapping[str, object]) -> str:
+    """Sorted keys, no spaces, UTF-8 text: the same on every driver and in the cloud."""
+    return dumps(data)
+
+
+def hash_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-class _Fields:
-    """Converters for one table's allowlisted fields."""
-
-    def __init__(self, fields: Mapping[str, FieldSpec], profile: Profile, zone: ZoneInfo) -> None:
-        self.items: list[tuple[str, str, Converter]] = [
-            (
-                name,
-                field.column,
-                converter_for(field.type, zone, profile.enums[field.enum] if field.enum else None),
-            )
-            for name, field in fields.items()
-        ]
+def content_hash(data: Mapping[str, object]) -> str:
+    return hash_text(canonical_json(data))
 
 
 class RecordReader:
@@ -93,9 +94,9 @@ class RecordReader:
         self.profile = profile
         self.spec: EntitySpec = profile.entities[entity]
         self._on_bad_value = on_bad_value
-        self._fields = _Fields(self.spec.fields, profile, zone).items
-        self._children: list[tuple[str, ChildSpec, list[tuple[str, str, Converter]]]] = [
-            (name, child, _Fields(child.fields, profile, zone).items)
+        self._plan = FieldPlan(self.spec.fields, profile, zone)
+        self._children: list[tuple[str, ChildSpec, FieldPlan]] = [
+            (name, child, FieldPlan(child.fields, profile, zone))
             for name, child in self.spec.children.items()
         ]
 
@@ -121,10 +122,12 @@ class RecordReader:
     ) -> Generator[Record, None, None]:
         """Stream the entity's records in key order (see module doc)."""
         if not self._children:
-            for row in self._rows(conn, condition, params, page_size):
-                record = self.convert(row)
-                if record is not None:
-                    yield record
+            batches = self._batches(conn, condition, params, page_size)
+            try:
+                for batch in batches:
+                    yield from self._records(batch.columns, batch.rows, {})
+            finally:
+                batches.close()
             return
         # With children: finish each page of parents before reading its children.
         last: int | None = None
@@ -135,15 +138,23 @@ class RecordReader:
                 after = f"{self.key_column} > ?"
                 where = f"({condition}) AND {after}" if condition else after
                 args = (*args, last)
-            stream = self._rows(conn, where, args, page)
+            columns: Columns | None = None
+            rows: list[Sequence[object]] = []
+            batches = self._batches(conn, where, args, page)
             try:
-                rows = list(islice(stream, page))
+                for batch in batches:  # one page statement: at most ``page`` rows
+                    columns = batch.columns
+                    rows.extend(batch.rows)
+                    if len(rows) >= page:
+                        break
             finally:
-                stream.close()
-            yield from self._with_children(conn, rows)
+                batches.close()
+            if columns is None:
+                return
+            yield from self._with_children(conn, columns, rows)
             if len(rows) < page:
                 return
-            last = int(rows[-1][self.key_column])
+            last = int(str(rows[-1][columns.position(self.key_column)]))
 
     def read_keys(self, conn: PmsConnection, keys: Iterable[str]) -> list[Record]:
         """The current records of ``keys`` (absent keys are simply missing)."""
@@ -155,14 +166,14 @@ class RecordReader:
             records.extend(self.read(conn, f"{self.key_column} IN ({marks})", chunk))
         return records
 
-    def _rows(
+    def _batches(
         self,
         conn: PmsConnection,
         condition: str | None,
         params: Sequence[object],
         page_size: int | None,
-    ) -> Generator[Row, None, None]:
-        return conn.stream(
+    ) -> Generator[RowBatch, None, None]:
+        return conn.stream_batches(
             self.select(condition),
             params,
             table=self.spec.table,
@@ -172,26 +183,22 @@ class RecordReader:
             on_bad_value=self._forward,  # the ODBC layer has logged it already
         )
 
-    def _with_children(self, conn: PmsConnection, rows: list[Row]) -> list[Record]:
-        keys = [row[self.key_column] for row in rows if row[self.key_column] is not None]
+    def _with_children(
+        self, conn: PmsConnection, columns: Columns, rows: list[Sequence[object]]
+    ) -> list[Record]:
+        at = columns.position(self.key_column)
+        keys = [row[at] for row in rows if row[at] is not None]
         children = {
-            name: self._read_children(conn, child, conv, keys)
-            for name, child, conv in self._children
+            name: self._read_children(conn, child, plan, keys)
+            for name, child, plan in self._children
         }
-        records: list[Record] = []
-        for row in rows:
-            parent = row[self.key_column]
-            extra = {name: found.get(parent, []) for name, found in children.items()}
-            record = self.convert(row, extra)
-            if record is not None:
-                records.append(record)
-        return records
+        return self._records(columns, rows, children)
 
     def _read_children(
         self,
         conn: PmsConnection,
         child: ChildSpec,
-        fields: list[tuple[str, str, Converter]],
+        plan: FieldPlan,
         parent_keys: Sequence[object],
     ) -> dict[object, list[ChildData]]:
         found: dict[object, list[tuple[int, ChildData]]] = defaultdict(list)
@@ -202,21 +209,34 @@ class RecordReader:
                 f"SELECT {', '.join(child.columns)} FROM {child.table} "
                 f"WHERE {child.parent_column} IN ({marks})"
             )
-            entity = f"{self.entity}.{child.table}"
-            for row in conn.stream(
+            batches = conn.stream_batches(
                 sql,
                 chunk,
                 table=child.table,
                 key_columns=child.key,
-                entity=entity,
-                page_size=None,
+                entity=f"{self.entity}.{child.table}",
+                # paged, so values convert in the driver and a bad row is
+                # re-read in isolation (one page: a few thousand rows)
+                page_size=CHILD_ROWS_PAGE,
                 on_bad_value=self._forward,
+            )
+            layout: Columns | None = None
+            rows: list[Sequence[object]] = []
+            for batch in batches:
+                layout = batch.columns
+                rows.extend(batch.rows)
+            if layout is None or not rows:
+                continue
+            at = layout.position(child.key[0])
+            rows = [row for row in rows if row[at] is not None]
+            columns = _transpose(rows)
+            keys = [str(k) for k in columns[at]]
+            converted = plan.convert(columns, layout.position, keys, child.table, self._report)
+            parents = columns[layout.position(child.parent_column)]
+            for key, parent, values in zip(
+                keys, parents, zip(*converted, strict=True), strict=True
             ):
-                key = row[child.key[0]]
-                if key is None:
-                    continue
-                data = self._convert_fields(row, fields, child.table, str(key))
-                found[row[child.parent_column]].append((int(key), data))
+                found[parent].append((int(key), dict(zip(plan.names, values, strict=True))))
         return {
             parent: [d for _, d in sorted(items, key=lambda i: i[0])]
             for parent, items in found.items()
@@ -227,32 +247,66 @@ class RecordReader:
         row: Row | Mapping[str, object],
         children: Mapping[str, list[ChildData]] | None = None,
     ) -> Record | None:
-        key_values = [row[c] for c in self.spec.key]
-        if any(v is None for v in key_values):
-            self._report(BadValueError(self.spec.table, "?", self.spec.key[0], "key is null"))
-            return None
-        key = "-".join(str(v) for v in key_values)
-        data: dict[str, Value] = dict(self._convert_fields(row, self._fields, self.spec.table, key))
-        for name, _child, _conv in self._children:
-            data[name] = list((children or {}).get(name, []))
-        stamp = row[self.spec.change.column] if self.spec.change.column else None
-        return Record(self.entity, key, data, stamp, content_hash(data))
+        """One row's record (None if its key is null); see :meth:`_records`."""
+        if not isinstance(row, Row):
+            names = list(row)
+            row = Row(Columns(names), [row[n] for n in names])
+        key = row[self.key_column]
+        extra = {name: {key: list(found)} for name, found in (children or {}).items()}
+        records = self._records(row.layout, [row.raw_values], extra)
+        return records[0] if records else None
 
-    def _convert_fields(
+    def _records(
         self,
-        row: Row | Mapping[str, object],
-        fields: list[tuple[str, str, Converter]],
-        table: str,
-        key: str,
-    ) -> ChildData:
-        data: ChildData = {}
-        for name, column, convert in fields:
-            try:
-                data[name] = convert(row[column])
-            except ConversionError as exc:
-                data[name] = None
-                self._report(BadValueError(table, key, column, str(exc)))
-        return data
+        layout: Columns,
+        rows: Sequence[Sequence[object]],
+        children: Mapping[str, Mapping[object, list[ChildData]]],
+    ) -> list[Record]:
+        """Convert a page of rows column by column (:mod:`bridge.sync.columns`)."""
+        if not rows:
+            return []
+        position = layout.position
+        columns = _transpose(rows)
+        key_columns = [columns[position(c)] for c in self.spec.key]
+        raw_keys: Sequence[object] = key_columns[0]
+        if any(None in column for column in key_columns):
+            kept = [i for i in range(len(rows)) if all(c[i] is not None for c in key_columns)]
+            for _ in range(len(rows) - len(kept)):
+                self._report(BadValueError(self.spec.table, "?", self.spec.key[0], "key is null"))
+            if not kept:
+                return []
+            columns = [[column[i] for i in kept] for column in columns]
+            key_columns = [columns[position(c)] for c in self.spec.key]
+            raw_keys = key_columns[0]
+        if len(key_columns) == 1:
+            keys = [str(k) for k in raw_keys]
+        else:
+            keys = ["-".join(str(v) for v in parts) for parts in zip(*key_columns, strict=True)]
+        converted = self._plan.convert(columns, position, keys, self.spec.table, self._report)
+        change = self.spec.change.column
+        stamps: Sequence[object] = columns[position(change)] if change else [None] * len(keys)
+        names = self._plan.names
+        entity = self.entity
+        records: list[Record] = []
+        append = records.append
+        sha256 = hashlib.sha256
+        items = zip(keys, raw_keys, stamps, zip(*converted, strict=True), strict=True)
+        if not self._children:
+            for key, _raw_key, stamp, values in items:
+                data: dict[str, Value] = dict(zip(names, values, strict=True))
+                text = dumps_canonical(data)
+                digest = sha256(text.encode("utf-8")).hexdigest()[:32]
+                append(Record(entity, key, data, stamp, digest, text))
+            return records
+        child_names = [name for name, _child, _plan in self._children]
+        for key, raw_key, stamp, values in items:
+            data = dict(zip(names, values, strict=True))
+            for name in child_names:
+                data[name] = list(children.get(name, {}).get(raw_key, []))
+            text = dumps_canonical(data)
+            digest = sha256(text.encode("utf-8")).hexdigest()[:32]
+            append(Record(entity, key, data, stamp, digest, text))
+        return records
 
     def _forward(self, error: BadValueError) -> None:
         if self._on_bad_value is not None:
@@ -270,6 +324,11 @@ class RecordReader:
             },
         )
         self._forward(error)
+
+
+def _transpose(rows: Sequence[Sequence[object]]) -> list[Sequence[object]]:
+    """The rows' values as columns."""
+    return list(zip(*rows, strict=True))
 
 
 def _is_key(value: str) -> bool:

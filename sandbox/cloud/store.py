@@ -7,7 +7,9 @@ since SQLite admits one writer at a time, two racing copies of a batch are
 serialised and the second sees the first (the primary key is the backstop).
 The same batch id with a different body is a 409.
 
-Ordering: within a batch, changes apply in list order. A change updates the
+Ordering: within a batch, changes apply in list order (the mirror's versions
+of the batch's keys are read once, then kept up to date as the batch's
+changes are decided, and the rows are written with ``executemany``). A change updates the
 mirror row of its ``(agent_id, entity, key)`` only when its version is
 greater in the shortlex order of
 :func:`~sandbox.cloud.validation.version_key`; otherwise it is ``stale``.
@@ -22,6 +24,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from sandbox.cloud.db import Database
 from sandbox.cloud.models import (
     BatchRecord,
@@ -31,10 +35,24 @@ from sandbox.cloud.models import (
     MirrorRow,
     Outcome,
 )
-from sandbox.cloud.validation import Change, ChangeBatch, version_key
+from sandbox.cloud.validation import ChangeBatch, version_key
 from sandbox.cloud.wire import ApiError
 
 Clock = Callable[[], str]
+_IN_CHUNK = 500  # keys per IN (...) list
+_UPSERT_MIRROR = (
+    "INSERT INTO mirror (agent_id, entity, key, version, observed_at, data, deleted,"
+    " batch_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (agent_id, entity, key) DO UPDATE SET version = excluded.version,"
+    " observed_at = excluded.observed_at, data = excluded.data,"
+    " deleted = excluded.deleted, batch_id = excluded.batch_id,"
+    " updated_at = excluded.updated_at"
+)
+_INSERT_LOG = (
+    "INSERT INTO change_log (agent_id, batch_id, seq, position, entity, key, op,"
+    " version, observed_at, data, outcome, received_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class ChangeStore:
@@ -56,14 +74,34 @@ class ChangeStore:
             if row is not None:
                 return self._duplicate(conn, batch, row, body_sha256), True
             received_at = self._now()
+            latest = self._versions(conn, batch)
+            mirror_rows: list[tuple[object, ...]] = []
+            log_rows: list[tuple[object, ...]] = []
             applied = 0
             for position, change in enumerate(batch.changes):
-                outcome = self._apply(conn, batch, change, received_at)
-                applied += outcome == "applied"
-                conn.execute(
-                    "INSERT INTO change_log (agent_id, batch_id, seq, position, entity, key, op,"
-                    " version, observed_at, data, outcome, received_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                slot = (change.entity, change.key)
+                current = latest.get(slot)
+                data = _dump(change.data)
+                if current is not None and version_key(change.version) <= version_key(current):
+                    outcome: Outcome = "stale"
+                else:
+                    outcome = "applied"
+                    applied += 1
+                    latest[slot] = change.version
+                    mirror_rows.append(
+                        (
+                            batch.agent_id,
+                            change.entity,
+                            change.key,
+                            change.version,
+                            change.observed_at,
+                            data if change.op == "upsert" else None,
+                            int(change.op == "delete"),
+                            batch.batch_id,
+                            received_at,
+                        )
+                    )
+                log_rows.append(
                     (
                         batch.agent_id,
                         batch.batch_id,
@@ -74,11 +112,13 @@ class ChangeStore:
                         change.op,
                         change.version,
                         change.observed_at,
-                        _dump(change.data),
+                        data,
                         outcome,
                         received_at,
-                    ),
+                    )
                 )
+            conn.executemany(_UPSERT_MIRROR, mirror_rows)
+            conn.executemany(_INSERT_LOG, log_rows)
             record = BatchRecord(
                 agent_id=batch.agent_id,
                 batch_id=batch.batch_id,
@@ -124,35 +164,25 @@ class ChangeStore:
         )
         return record
 
-    def _apply(
-        self, conn: sqlite3.Connection, batch: ChangeBatch, change: Change, now: str
-    ) -> Outcome:
-        current = conn.execute(
-            "SELECT version FROM mirror WHERE agent_id = ? AND entity = ? AND key = ?",
-            (batch.agent_id, change.entity, change.key),
-        ).fetchone()
-        if current is not None and version_key(change.version) <= version_key(current[0]):
-            return "stale"
-        conn.execute(
-            "INSERT INTO mirror (agent_id, entity, key, version, observed_at, data, deleted,"
-            " batch_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (agent_id, entity, key) DO UPDATE SET version = excluded.version,"
-            " observed_at = excluded.observed_at, data = excluded.data,"
-            " deleted = excluded.deleted, batch_id = excluded.batch_id,"
-            " updated_at = excluded.updated_at",
-            (
-                batch.agent_id,
-                change.entity,
-                change.key,
-                change.version,
-                change.observed_at,
-                _dump(change.data if change.op == "upsert" else None),
-                int(change.op == "delete"),
-                batch.batch_id,
-                now,
-            ),
-        )
-        return "applied"
+    @staticmethod
+    def _versions(conn: sqlite3.Connection, batch: ChangeBatch) -> dict[tuple[str, str], str]:
+        """(entity, key) -> the mirror's version, for the keys ``batch`` touches."""
+        wanted: dict[str, set[str]] = {}
+        for change in batch.changes:
+            wanted.setdefault(change.entity, set()).add(change.key)
+        found: dict[tuple[str, str], str] = {}
+        for entity, keys in wanted.items():
+            ordered = sorted(keys)
+            for start in range(0, len(ordered), _IN_CHUNK):
+                part = ordered[start : start + _IN_CHUNK]
+                marks = ", ".join("?" * len(part))
+                rows = conn.execute(
+                    "SELECT key, version FROM mirror WHERE agent_id = ? AND entity = ?"
+                    f" AND key IN ({marks})",
+                    (batch.agent_id, entity, *part),
+                )
+                found.update(((entity, key), version) for key, version in rows)
+        return found
 
     def mirror(self, agent_id: str, entity: str) -> dict[str, MirrorRow]:
         with self._db.read() as conn:
@@ -304,7 +334,7 @@ def _where(filters: dict[str, str | None]) -> tuple[str, list[str]]:
 
 
 def _dump(data: JsonObject | None) -> str | None:
-    return None if data is None else json.dumps(data, ensure_ascii=False)
+    return None if data is None else orjson.dumps(data).decode("utf-8")
 
 
 def _load(text: str | None) -> JsonObject | None:
