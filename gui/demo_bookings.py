@@ -139,10 +139,14 @@ def taken_slot_request(world: DemoWorld) -> dict[str, Any]:
 
 
 def exception_requests(world: DemoWorld) -> list[dict[str, Any]]:
-    """One request of each kind above, on slots that do not collide with each other."""
+    """One request of each kind above, on slots that do not collide with each
+    other, nor with the alternatives the taken slot's conflict offers (those
+    are the free slots nearest to it, two days ahead): the approval and the
+    doubtful patient are booked weeks later, so choosing an alternative
+    still finds it free after the other two were booked."""
     return [
-        approval_request(world),
-        doubtful_patient_request(world),
+        approval_request(world, free_slots(world, APPROVAL_TYPE, 1, days_ahead=21)[0]),
+        doubtful_patient_request(world, free_slots(world, "Recall", 1, days_ahead=28)[0]),
         taken_slot_request(world),
     ]
 

@@ -278,7 +278,9 @@ class OverviewPage(QWidget):
             assert cloud is not None
             verified_ago = (now - entity.verified_at) if entity.verified_at else None
             drift = drift_level(entity, verified_ago)
-            if entity.in_sync_percent is None:
+            if entity.entity in wording.COMPUTED_ENTITIES:
+                cloud.setText("published as computed (not checked by reconciliation)")
+            elif entity.in_sync_percent is None:
                 cloud.setText("not verified yet")
             else:
                 cloud.setText(

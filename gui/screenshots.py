@@ -55,7 +55,7 @@ from PySide6.QtWidgets import (
 
 from bridge.paths import default_paths
 from bridge.secrets import KeyringSecretStore
-from gui import demo_bookings, tasks
+from gui import demo_bookings, tasks, wording
 from gui.demo_world import DemoWorld
 from gui.engine_link import EngineLink
 from gui.health_rules import Level
@@ -249,7 +249,11 @@ def first_sync_shown(link: EngineLink) -> bool:
 
 def verified(link: EngineLink) -> bool:
     snapshot = link.snapshot
-    return snapshot is not None and all(e.in_sync_percent is not None for e in snapshot.entities)
+    return snapshot is not None and all(
+        e.in_sync_percent is not None
+        for e in snapshot.entities
+        if e.entity not in wording.COMPUTED_ENTITIES  # never reconciled
+    )
 
 
 def select(window: PanelWindow, exception_id: int) -> None:

@@ -33,7 +33,13 @@ ENTITY_TITLES = {
     "payment": "Payments",
     "recall": "Recalls",
     "definition": "PMS definitions",
+    "availability": "Free slots (computed here)",
+    "report": "Booking reports (computed here)",
 }
+
+# Computed by the bridge from what it read, not read from the PMS: the cloud's
+# copy of these is not checked by reconciliation.
+COMPUTED_ENTITIES = frozenset({"availability", "report"})
 
 REASON_TITLES = {
     "ambiguous_patient": "More than one patient could be this person",
