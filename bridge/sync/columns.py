@@ -130,7 +130,7 @@ def dumps_canonical(data: Mapping[str, object]) -> str:
     try:
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode("utf-8")
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return _json_dumps(data)
 
 
 _EXPONENT = re.compile(rb"[0-9]e")  # a float in exponent notation (or text that looks like one)
@@ -153,8 +153,13 @@ def dumps(data: Mapping[str, object]) -> str:
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         raw = None
     if raw is None or _EXPONENT.search(raw) is not None:
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return _json_dumps(data)
     return raw.decode("utf-8")
+
+
+def _json_dumps(data: Mapping[str, object]) -> str:
+    """The reference form both functions above must equal."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 __all__ = ["MEMO_CONVERSIONS", "FieldPlan", "dumps", "dumps_canonical"]

@@ -158,6 +158,12 @@ class StageResult:
     unchanged: int
 
 
+def _payload(key: str, data: Mapping[str, object] | None) -> tuple[str, int]:
+    """An outbox row's stored data and the bytes it counts against the cap."""
+    payload = json.dumps(data, sort_keys=True, ensure_ascii=False)
+    return payload, len(payload.encode()) + len(key) + 64
+
+
 def _batch_id(agent_id: str, seqs: Iterable[int]) -> str:
     text = agent_id + ":" + ",".join(str(s) for s in seqs)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -389,8 +395,7 @@ class Outbox:
         for key, op, data, content_hash in changes:
             previous = states.get(key)
             version = self._next_version(now, previous[1] if previous else None)
-            payload = json.dumps(data, sort_keys=True, ensure_ascii=False)
-            size = len(payload.encode()) + len(key) + 64
+            payload, size = _payload(key, data)
             added += size
             outbox_rows.append(
                 {
@@ -467,12 +472,13 @@ class Outbox:
     def next_batch(self, max_changes: int = 500, max_bytes: int = 1024**2) -> Batch | Page | None:
         """The next thing to send: a formed but unacknowledged batch, else a
         batch of live changes, else the oldest first-sync page, else a batch
-        of bulk changes."""
-        with self.store.read() as session:  # a page needs no write transaction to be sent
-            page = self._page_if_next(session)
-        if page is not None:
-            return page
-        with self.store.write() as session:
+        of bulk changes.
+
+        What goes next is decided in a read transaction; a write transaction
+        is opened only to form a new batch (not to re-send one, send a page,
+        or find that nothing waits).
+        """
+        with self.store.read() as session:
             # by the batch_id index: formed batches are few, the backlog is not
             pending_id = session.scalar(
                 select(OutboxChange.batch_id)
@@ -483,18 +489,22 @@ class Outbox:
             )
             if pending_id is not None:
                 return self._load(session, pending_id)
-            rows: Sequence[OutboxChange] = ()
-            for lane in (LIVE, BULK):
-                if lane == BULK and (page := self._oldest_page(session)) is not None:
+            if not self._waiting(session, LIVE):
+                page = self._oldest_page(session)
+                if page is not None:
                     return page
-                rows = session.scalars(
-                    select(OutboxChange)
-                    .where(OutboxChange.lane == lane, OutboxChange.batch_id.is_(None))
-                    .order_by(OutboxChange.seq)
-                    .limit(max_changes)
-                ).all()
-                if rows:
-                    break
+                if not self._waiting(session, BULK):
+                    return None
+                lane = BULK
+            else:
+                lane = LIVE
+        with self.store.write() as session:
+            rows = session.scalars(
+                select(OutboxChange)
+                .where(OutboxChange.lane == lane, OutboxChange.batch_id.is_(None))
+                .order_by(OutboxChange.seq)
+                .limit(max_changes)
+            ).all()
             chosen: list[OutboxChange] = []
             size = 0
             for row in rows:
@@ -510,20 +520,13 @@ class Outbox:
             session.flush()
             return self._load(session, batch_id)
 
-    @classmethod
-    def _page_if_next(cls, session: Session) -> Page | None:
-        """The oldest page, if nothing else would go first (no formed batch,
-        no live change)."""
-        if session.scalar(
-            select(OutboxChange.seq).where(OutboxChange.batch_id.is_not(None)).limit(1)
-        ):
-            return None
-        live = select(OutboxChange.seq).where(
-            OutboxChange.lane == LIVE, OutboxChange.batch_id.is_(None)
+    @staticmethod
+    def _waiting(session: Session, lane: int) -> bool:
+        """Whether changes of ``lane`` wait to be put into a batch."""
+        waiting = select(OutboxChange.seq).where(
+            OutboxChange.lane == lane, OutboxChange.batch_id.is_(None)
         )
-        if session.scalar(live.limit(1)) is not None:
-            return None
-        return cls._oldest_page(session)
+        return session.scalar(waiting.limit(1)) is not None
 
     @staticmethod
     def _oldest_page(session: Session) -> Page | None:
@@ -537,7 +540,7 @@ class Outbox:
         rows (same keys, versions and data), which batch and split as usual."""
         rows: list[dict[str, object]] = []
         for change in page.changes:
-            payload = json.dumps(change.data, sort_keys=True, ensure_ascii=False)
+            payload, size = _payload(change.key, change.data)
             rows.append(
                 {
                     "entity": change.entity,
@@ -546,7 +549,7 @@ class Outbox:
                     "version": change.version,
                     "observed_at": change.observed_at,
                     "payload": payload,
-                    "size": len(payload.encode()) + len(change.key) + 64,
+                    "size": size,
                     "lane": BULK,
                 }
             )

@@ -286,26 +286,16 @@ class RecordReader:
         change = self.spec.change.column
         stamps: Sequence[object] = columns[position(change)] if change else [None] * len(keys)
         names = self._plan.names
-        entity = self.entity
-        records: list[Record] = []
-        append = records.append
-        sha256 = hashlib.sha256
-        items = zip(keys, raw_keys, stamps, zip(*converted, strict=True), strict=True)
-        if not self._children:
-            for key, _raw_key, stamp, values in items:
-                data: dict[str, Value] = dict(zip(names, values, strict=True))
-                text = dumps_canonical(data)
-                digest = sha256(text.encode("utf-8")).hexdigest()[:32]
-                append(Record(entity, key, data, stamp, digest, text))
-            return records
         child_names = [name for name, _child, _plan in self._children]
-        for key, raw_key, stamp, values in items:
-            data = dict(zip(names, values, strict=True))
+        records: list[Record] = []
+        for key, raw_key, stamp, values in zip(
+            keys, raw_keys, stamps, zip(*converted, strict=True), strict=True
+        ):
+            data: dict[str, Value] = dict(zip(names, values, strict=True))
             for name in child_names:
                 data[name] = list(children.get(name, {}).get(raw_key, []))
             text = dumps_canonical(data)
-            digest = sha256(text.encode("utf-8")).hexdigest()[:32]
-            append(Record(entity, key, data, stamp, digest, text))
+            records.append(Record(self.entity, key, data, stamp, hash_text(text), text))
         return records
 
     def _forward(self, error: BadValueError) -> None:
